@@ -1,0 +1,35 @@
+# Every target installs first, so each works on a fresh clone as the only command.
+# PYTHON=/path/to/python uses an existing interpreter instead of .venv.
+VENV ?= .venv
+ifdef PYTHON
+PY := $(PYTHON)
+INSTALL_STAMP := .install-stamp-external
+else
+PY := $(VENV)/bin/python
+INSTALL_STAMP := $(VENV)/.install-stamp
+endif
+ARGS ?=
+
+.PHONY: install test test-slow demo ablation tables bench models clean
+
+install: $(INSTALL_STAMP)
+
+$(INSTALL_STAMP): pyproject.toml
+ifndef PYTHON
+	test -x $(PY) || python3 -m venv $(VENV)
+endif
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+models: install
+	$(PY) -m fer_ablation.models
+
+clean:
+	rm -rf outputs multirun .cache

@@ -1,0 +1,121 @@
+"""A run's records on disk: metrics.json, predictions.csv, history.csv.
+
+This is the one writer and the one reader of the record files; collectors and outside tools rely
+on the layout documented in the README. Every write is atomic (temporary file in the same folder,
+then rename), so an interrupted write never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+METRICS = "metrics.json"
+PREDICTIONS = "predictions.csv"
+HISTORY = "history.csv"
+
+HISTORY_COLUMNS = (
+    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_precision_macro",
+    "val_recall_macro", "val_f1_macro", "lr", "epoch_s", "data_s", "step_s", "eval_s", "log_s",
+)
+
+
+def write_atomic(path: Path | str, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_metrics(run_dir: Path | str, metrics: Mapping[str, Any]) -> Path:
+    path = Path(run_dir) / METRICS
+    write_atomic(path, json.dumps(_json_safe(metrics), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_metrics(run_dir: Path | str) -> dict | None:
+    """The run's metrics.json, or None when it is absent."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def write_history(run_dir: Path | str, rows: Sequence[Mapping[str, Any]]) -> Path:
+    path = Path(run_dir) / HISTORY
+    write_atomic(path, _csv_text(HISTORY_COLUMNS, rows))
+    return path
+
+
+def read_history(run_dir: Path | str) -> list[dict]:
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def write_predictions(
+    run_dir: Path | str,
+    classes: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+) -> Path:
+    """rows: dicts with split, index, path, target, pred and `probs` (a sequence per class)."""
+    columns = ["split", "index", "path", "target", "pred", *[f"prob_{c}" for c in classes]]
+
+    def flatten(row: Mapping[str, Any]) -> dict:
+        flat = {k: row.get(k) for k in ("split", "index", "path", "target", "pred")}
+        for name, p in zip(classes, row["probs"]):
+            flat[f"prob_{name}"] = f"{float(p):.6g}"
+        return flat
+
+    path = Path(run_dir) / PREDICTIONS
+    write_atomic(path, _csv_text(columns, (flatten(r) for r in rows)))
+    return path
+
+
+def read_predictions(run_dir: Path | str) -> list[dict]:
+    path = Path(run_dir) / PREDICTIONS
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["index"] = int(row["index"])
+        row["target"] = int(row["target"])
+        row["pred"] = int(row["pred"])
+    return rows
