@@ -1,0 +1,282 @@
+"""fer_ablation.collect on fabricated run folders: full, partial, broken and multi-data sweeps."""
+
+import json
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fer_ablation import collect, experiments, stats
+from fer_ablation.collect import load_run
+
+CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+N_VAL = 40
+PAPER = experiments.load("paper")
+# Accuracy level each configuration's fabricated predictions are drawn around.
+LEVEL = {"baseline": 0.55, "full": 0.9}
+
+
+def reference_scores(targets, preds):
+    """Accuracy and macro P/R/F1 by per-class loops (independent of fer_ablation.stats)."""
+    targets, preds = list(targets), list(preds)
+    p_list, r_list, f_list = [], [], []
+    for k in range(len(CLASSES)):
+        tp = sum(t == k and p == k for t, p in zip(targets, preds))
+        fp = sum(t != k and p == k for t, p in zip(targets, preds))
+        fn = sum(t == k and p != k for t, p in zip(targets, preds))
+        if tp + fp + fn:
+            p_list.append(tp / (tp + fp) if tp + fp else 0.0)
+            r_list.append(tp / (tp + fn) if tp + fn else 0.0)
+            f_list.append(2 * tp / (2 * tp + fp + fn))
+    return {
+        "accuracy": sum(t == p for t, p in zip(targets, preds)) / len(targets),
+        "precision_macro": sum(p_list) / len(p_list),
+        "recall_macro": sum(r_list) / len(r_list),
+        "f1_macro": sum(f_list) / len(f_list),
+        "n": len(targets),
+    }
+
+
+def _predictions(rng, n, level, split):
+    targets = np.arange(n) % len(CLASSES)
+    correct = rng.random(n) < level
+    preds = np.where(correct, targets, (targets + rng.integers(1, len(CLASSES), n)) % len(CLASSES))
+    probs = rng.dirichlet(np.ones(len(CLASSES)), n)
+    top = probs.argmax(1)
+    rows = np.arange(n)
+    probs[rows, top], probs[rows, preds] = probs[rows, preds], probs[rows, top].copy()  # argmax = pred
+    frame = pd.DataFrame({"split": split, "index": rows, "path": [f"{split}/{i}.png" for i in rows],
+                          "target": targets, "pred": preds})
+    for k, name in enumerate(CLASSES):
+        frame[f"prob_{name}"] = probs[:, k]
+    return frame
+
+
+def write_run(root, configuration, seed, *, data="synthetic", image_size=48, status="completed", error=None,
+              n_val=N_VAL, n_test=0, epochs=4, level=None, name_configuration=True, placement=None):
+    """A run folder as training writes it (contract: metrics.json, predictions.csv, history.csv, .hydra/)."""
+    conf = PAPER.configurations[configuration]
+    path = root / f"{data}-{image_size}px" / f"{configuration}_seed{seed}"
+    (path / ".hydra").mkdir(parents=True)
+    overrides = [f"configuration={configuration}", f"seed={seed}", f"data={data}", f"data.image_size={image_size}"]
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump({
+        "seed": seed, "configuration": configuration, "group": "${data.name}-${data.image_size}px",
+        "data": {"name": data, "image_size": image_size}, "model": {"attention": conf["attention"]},
+    }))
+    metrics = {
+        "status": status, "error": error, "configuration": configuration if name_configuration else None,
+        "attention": conf["attention"], "stem": conf["stem"], "placement": placement or {}, "seed": seed,
+        "data": data, "image_size": image_size, "num_classes": 7, "classes": list(CLASSES),
+        "params": 23_520_000 + 1000 * len(configuration), "macs": 190_000_000, "train_images_per_s": 900.0 + seed,
+        "wall_s": 12.0, "epochs_completed": epochs, "max_epochs": epochs, "device": "cpu",
+        "versions": {}, "git_commit": None, "skipped_files": 0,
+    }
+    if status == "completed":
+        rng = np.random.default_rng(zlib.crc32(f"{data}-{image_size}-{configuration}-{seed}".encode()))
+        level = level if level is not None else LEVEL.get(configuration, 0.7)
+        frames = [_predictions(rng, n_val, level, "val")]
+        if n_test:
+            frames.append(_predictions(rng, n_test, level, "test"))
+        pred = pd.concat(frames, ignore_index=True)
+        pred.to_csv(path / "predictions.csv", index=False)
+        best = {}
+        for split, rows in pred.groupby("split"):
+            best[split] = {**reference_scores(rows["target"], rows["pred"]), "loss": 0.9, "per_class_f1": {}}
+        metrics["best"] = {"epoch": epochs - 1, **best}
+        metrics["last"] = {"epoch": epochs, **{s: {**v, "accuracy": v["accuracy"] - 0.025} for s, v in best.items()}}
+        acc = best["val"]["accuracy"]
+        pd.DataFrame({
+            "epoch": np.arange(epochs), "train_loss": np.linspace(2.0, 0.8, epochs),
+            "train_accuracy": np.linspace(0.2, acc, epochs), "val_loss": np.linspace(1.9, 0.9, epochs),
+            "val_accuracy": np.linspace(0.2, acc, epochs), "val_precision_macro": 0.5, "val_recall_macro": 0.5,
+            "val_f1_macro": 0.5, "lr": 1e-3, "epoch_s": 1.0,
+        }).to_csv(path / "history.csv", index=False)
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
+
+
+def write_sweep(root, seeds=(0, 1, 2), **kwargs):
+    return {(c, s): write_run(root, c, s, **kwargs) for c in PAPER.configurations for s in seeds}
+
+
+def _row(df, configuration, data="synthetic"):
+    rows = df[(df["configuration"] == configuration) & (df["data"] == data)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
+    runs = write_sweep(tmp_path / "outputs")
+    frames = collect.collect([tmp_path / "outputs"], tmp_path / "tables")
+    for table in PAPER.tables:
+        df = frames[table.name]
+        assert df["label"].tolist() == [r.label for r in table.rows]
+        for row, (_, got) in zip(table.rows, df.iterrows()):
+            assert got["seeds"] == "3/3" and got["notes"] == ""
+            for key, value in row.reported.items():
+                assert got[f"paper_{key}_pct"] == value
+            # mean and std over seeds recomputed from the predictions, independently
+            accs = [reference_scores(*pd.read_csv(runs[(row.configuration, s)] / "predictions.csv")
+                                     .query("split == 'val'")[["target", "pred"]].T.values)["accuracy"] for s in range(3)]
+            assert got["accuracy_pct"] == pytest.approx(100 * np.mean(accs))
+            assert got["accuracy_std_pct"] == pytest.approx(100 * np.std(accs, ddof=1))
+            assert got["accuracy_ci_method"] == "t"
+            if row.configuration == "baseline":
+                assert got["is_baseline"] and np.isnan(got["delta_accuracy_pp"])
+            else:
+                base = _row(df, "baseline")
+                assert got["delta_accuracy_pp"] == pytest.approx(got["accuracy_pct"] - base["accuracy_pct"])
+                assert got["paired_seeds"] == 3 and got["paired_samples"] == N_VAL
+                assert got["mcnemar"].count("seed") == 3
+    full = _row(frames["table3"], "full")
+    assert full["significant"] and full["delta_ci_low_pp"] > 0  # 0.9 vs 0.55 on 3 x 40 samples
+    assert full["params_m"] == pytest.approx(23.524) and full["macs_g"] == pytest.approx(0.19)
+    assert full["train_images_per_s"] == pytest.approx(901.0)
+    for name in ("table1", "table2", "table3"):
+        for suffix in ("md", "csv", "tex"):
+            assert (tmp_path / "tables" / f"{name}.{suffix}").stat().st_size > 0
+    md = (tmp_path / "tables" / "table1.md").read_text()
+    assert "| ResNet50+SC+CA | 3/3 |" in md and "75.40" in md and "73.81" in md
+    tex = (tmp_path / "tables" / "table2.tex").read_text()
+    assert r"\begin{tabular}" in tex and "BAM\\_ResNet50" in tex
+    summary = (tmp_path / "tables" / "summary.md").read_text()
+    assert "## synthetic-48px" in summary and "McNemar" in summary and "Runs not in the statistics" in summary
+    assert (frames["runs"]["status"] == "completed").all() and len(frames["runs"]) == 33
+
+
+def test_partial_sweep_keeps_every_row_and_says_why(tmp_path):
+    out = tmp_path / "multirun"
+    for c in ("baseline", "sc"):
+        for s in (0, 1, 2):
+            if (c, s) != ("sc", 2):
+                write_run(out, c, s)
+    write_run(out, "ca", 0)
+    write_run(out, "ca", 1, status="failed", error="CUDA out of memory")
+    write_run(out, "sc_ca", 0, status="running")
+    corrupt = write_run(out, "bam", 0)
+    text = (corrupt / "metrics.json").read_text()
+    (corrupt / "metrics.json").write_text(text[: len(text) // 2])  # half-written
+    no_predictions = write_run(out, "eca", 0)
+    (no_predictions / "predictions.csv").unlink()
+
+    frames = collect.collect([out], tmp_path / "tables")
+    t1, t2 = frames["table1"], frames["table2"]
+    assert len(t1) == 4 and len(t2) == 6 and len(frames["table3"]) == 5
+    assert _row(t1, "baseline")["seeds"] == "3/3"
+    sc = _row(t1, "sc")
+    assert sc["seeds"] == "2/3" and "missing seed 2" in sc["notes"] and sc["paired_seeds"] == 2
+    ca = _row(t1, "ca")
+    assert ca["seeds"] == "1/3" and "failed: seed 1: CUDA out of memory" in ca["notes"]
+    assert ca["accuracy_ci_method"] == "Wilson"
+    sc_ca = _row(t1, "sc_ca")
+    assert sc_ca["seeds"] == "0/3" and "running: seed 0" in sc_ca["notes"] and np.isnan(sc_ca["accuracy_pct"])
+    assert "unreadable: seed 0: no predictions.csv" in _row(t2, "eca")["notes"]
+    assert _row(t2, "bam")["notes"] == "no runs"  # its only run is unreadable: listed in the summary
+    assert _row(t2, "acmix")["notes"] == "no runs"
+    statuses = frames["runs"].set_index("path")["status"]
+    assert statuses[str(corrupt)] == "unreadable" and statuses[str(no_predictions)] == "unreadable"
+    summary = (tmp_path / "tables" / "summary.md").read_text()
+    assert f"unreadable: {corrupt}" in summary and "half-written" in summary
+    assert "failed:" in summary and "running:" in summary
+    md = (tmp_path / "tables" / "table1.md").read_text()
+    assert "| ResNet50+SC | 2/3 |" in md and "| ResNet50+SC+CA | 0/3 |" in md
+
+
+def test_load_run_rescores_and_flags_inconsistent_metrics(tmp_path):
+    good = write_run(tmp_path, "simam", 0, n_test=20)
+    run = load_run(good)
+    assert run.status == "completed" and run.reason is None and run.configuration == "simam"
+    val = run.split_predictions("val")
+    assert stats.macro_scores(val["target"], val["pred"], 7)["accuracy"] == run.scores()["accuracy"]
+    assert run.overrides[0] == "configuration=simam" and run.group == "synthetic-48px"
+
+    bad = write_run(tmp_path, "eca", 0)
+    metrics = json.loads((bad / "metrics.json").read_text())
+    metrics["best"]["val"]["accuracy"] += 0.0125  # a per-batch average, say
+    (bad / "metrics.json").write_text(json.dumps(metrics))
+    run = load_run(bad)
+    assert run.status == "inconsistent" and "val accuracy" in run.reason
+    frames = collect.collect([tmp_path], tmp_path / "tables")
+    assert "inconsistent: seed 0" in _row(frames["table2"], "eca")["notes"]
+    assert _row(frames["table2"], "eca")["seeds"] == "0/1"
+    assert "inconsistent:" in (tmp_path / "tables" / "summary.md").read_text()
+    assert load_run(tmp_path / "nothing-here") is None
+
+
+def test_configuration_from_model_and_placement_overrides(tmp_path):
+    assert load_run(write_run(tmp_path, "simam_ca", 0, name_configuration=False)).configuration == "simam_ca"
+    odd = load_run(write_run(tmp_path, "simam", 1, name_configuration=False, placement={"simam": "blocks"}))
+    assert odd.configuration is None and "placement" in odd.unmatched
+    collect.collect([tmp_path], tmp_path / "tables")
+    assert "not in the experiment file" in (tmp_path / "tables" / "summary.md").read_text()
+
+
+def test_two_data_sets_kept_apart_with_test_split(tmp_path):
+    for c in ("baseline", "full"):
+        for s in (0, 1):
+            write_run(tmp_path, c, s, data="synthetic")
+            write_run(tmp_path, c, s, data="fer2013", image_size=64, n_test=30, level=0.3 if c == "full" else None)
+    frames = collect.collect([tmp_path], tmp_path / "tables", select="best")
+    t3 = frames["table3"]
+    assert len(t3) == 10 and set(t3["data"]) == {"synthetic", "fer2013"}
+    synth, fer = _row(t3, "full", "synthetic"), _row(t3, "full", "fer2013")
+    assert synth["seeds"] == fer["seeds"] == "2/2"
+    assert fer["accuracy_pct"] < 50 < synth["accuracy_pct"]  # never averaged together
+    assert fer["test_n_seeds"] == 2 and synth["test_n_seeds"] == 0 and not np.isnan(fer["test_accuracy_pct"])
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert md.count("## ") == 2 and "## fer2013-64px (fer2013, 64x64 px)" in md
+    fer_section = md.split("## fer2013-64px")[1].split("## ")[0]
+    assert "Test Acc %" in fer_section and "Test Acc %" not in md.split("## synthetic-48px")[1]
+    last = collect.collect([tmp_path], tmp_path / "last", select="last")
+    assert _row(last["table3"], "full")["accuracy_pct"] == pytest.approx(synth["accuracy_pct"] - 2.5)
+
+
+def test_mismatched_targets_are_not_paired(tmp_path):
+    write_run(tmp_path, "baseline", 0)
+    other = write_run(tmp_path, "sc", 0)
+    pred = pd.read_csv(other / "predictions.csv")
+    pred.loc[0, "target"], pred.loc[0, "pred"] = 3, 3
+    pred.to_csv(other / "predictions.csv", index=False)
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["best"]["val"].update(reference_scores(pred["target"], pred["pred"]))
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    row = _row(collect.collect([tmp_path], tmp_path / "tables")["table1"], "sc")
+    assert row["seeds"] == "1/1" and "targets differ" in row["notes"] and np.isnan(row["p_bootstrap"])
+
+
+def test_cli_defaults_and_empty_outputs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert collect.main(["--out", "tables"]) == 0  # nothing under ./outputs or ./multirun yet
+    empty = pd.read_csv(tmp_path / "tables" / "table2.csv")
+    assert len(empty) == 6 and (empty["notes"] == "no runs").all()
+    write_run(tmp_path / "outputs", "baseline", 0)
+    write_run(tmp_path / "multirun", "sc", 0)
+    assert collect.main(["--out", "tables", "--n-boot", "500"]) == 0
+    assert "2 runs (2 completed)" in capsys.readouterr().out
+    t1 = pd.read_csv(tmp_path / "tables" / "table1.csv")
+    assert t1.loc[t1["configuration"] == "sc", "paired_seeds"].item() == 1
+
+
+def test_collector_imports_no_training_stack():
+    code = (
+        "import sys, fer_ablation.collect, fer_ablation.figures, fer_ablation.stats; "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'wandb', 'torchvision'}); "
+        "heavy += sorted(m for m in sys.modules if m.startswith(('fer_ablation.models', 'fer_ablation.training'))); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow  # starting the wandb service takes ~7 s
+def test_wandb_tables_offline(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_MODE", "offline")  # conftest disables W&B for the session
+    write_run(tmp_path / "runs", "baseline", 0)
+    collect.collect([tmp_path / "runs"], tmp_path / "tables", use_wandb=True)
+    assert list((tmp_path / "tables" / "wandb").glob("offline-run-*"))

@@ -1,0 +1,60 @@
+"""fer_ablation.figures: curves and confusion matrices drawn from fabricated run folders."""
+
+import numpy as np
+import pandas as pd
+from matplotlib.image import imread
+
+from fer_ablation import collect, figures
+from fer_ablation.collect import load_runs
+
+try:  # the run-folder fabricator lives beside this file
+    from test_collect import PAPER, write_run
+except ImportError:  # tests/ imported as a package
+    from tests.test_collect import PAPER, write_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path):
+    return path.read_bytes()[:8] == PNG_MAGIC and imread(path).ndim == 3
+
+
+def test_curves_and_confusion_per_data_group(tmp_path):
+    for s in (0, 1):
+        write_run(tmp_path / "runs", "baseline", s)
+        write_run(tmp_path / "runs", "full", s)
+    write_run(tmp_path / "runs", "simam", 0, data="fer2013", image_size=64)  # no baseline/full: no curves there
+    write_run(tmp_path / "runs", "sc", 0, status="failed", error="boom")  # failed: not drawn
+    report = figures.make_figures(load_runs([tmp_path / "runs"], PAPER), tmp_path / "fig", PAPER)
+    names = sorted(p.name for p in report.paths)
+    assert names == [
+        "confusion_fer2013-64px_simam.png",
+        "confusion_synthetic-48px_baseline.png",
+        "confusion_synthetic-48px_full.png",
+        "curves_synthetic-48px.png",
+    ]
+    assert all(_is_png(p) for p in report.paths)
+    assert any("fer2013" in note and "baseline" in note for note in report.skipped)
+
+
+def test_confusion_counts_sum_over_seeds(tmp_path):
+    paths = [write_run(tmp_path, "baseline", s) for s in (0, 1)]
+    runs = load_runs([tmp_path], PAPER)
+    counts = figures.confusion_counts(runs, 7)
+    expected = np.zeros((7, 7), dtype=int)
+    for path in paths:
+        val = pd.read_csv(path / "predictions.csv").query("split == 'val'")
+        for t, p in zip(val["target"], val["pred"]):
+            expected[t, p] += 1
+    assert (counts == expected).all() and counts.sum() == 80
+
+
+def test_cli_and_collect_hook(tmp_path, capsys):
+    write_run(tmp_path / "runs", "full", 0)  # curves of the full model alone: the baseline is missing
+    assert figures.main([str(tmp_path / "runs"), "--out", str(tmp_path / "fig")]) == 0
+    out = capsys.readouterr()
+    assert "wrote 2 files" in out.out and "no completed baseline run" in out.err
+    assert _is_png(tmp_path / "fig" / "curves_synthetic-48px.png")
+    collect.collect([tmp_path / "runs"], tmp_path / "tables", figures_dir=tmp_path / "fig2", n_boot=200)
+    assert _is_png(tmp_path / "fig2" / "confusion_synthetic-48px_full.png")
+    assert "curves_synthetic-48px.png" in (tmp_path / "tables" / "summary.md").read_text()
