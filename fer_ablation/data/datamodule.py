@@ -1,0 +1,309 @@
+"""FERDataModule: one LightningDataModule for FER2013, image folders, RAF-DB and the synthetic probe.
+
+Batches are ``(uint8 images [B, C_stored, S, S], int64 targets [B], int64 indices [B])``; ``indices`` are
+positions in ``split_paths(split)`` / ``split_targets(split)``. Float conversion, augmentation (training only)
+and normalisation happen in :meth:`FERDataModule.device_transform`, batched on the batch's device, called by
+Lightning through ``on_after_batch_transfer``.
+
+Two paths give the same batches:
+- in memory (``in_memory: true``, or ``auto`` when the uint8 cache is under 4 GiB): see
+  :mod:`fer_ablation.data.memory`; the split lives on the trainer's root device and is sharded by rank
+  without padding.
+- DataLoader (``in_memory: false``): a Dataset decoding one file per item. Under DDP Lightning replaces the
+  sampler with a ``DistributedSampler``, which pads the evaluation splits with repeated samples to equal
+  length: deduplicate predictions by ``indices``.
+
+Either way every file is decoded once at setup (then cached), so unreadable files are known up front:
+they are skipped with a warning and listed in ``skipped_files``; a split with more than
+``max_skipped_fraction`` of its files skipped raises DataError.
+
+``name: synthetic`` generates the probe into the cache (``ensure_synthetic``) when ``root`` is null; a given
+``root`` (e.g. the output of ``python -m fer_ablation.data.synthetic --out DIR``) is read as an image folder.
+
+The cache directory is ``cache_dir`` (default ``~/.cache/fer_ablation``); the environment variable
+``FER_ABLATION_CACHE``, when set, overrides it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, BatchAugment, to_model_input
+from fer_ablation.data.decode import FileDataset
+from fer_ablation.data.errors import DataError
+from fer_ablation.data.fer2013 import fer2013_samples
+from fer_ablation.data.folders import SampleSplits, imagefolder_samples
+from fer_ablation.data.labels import CLASSES
+from fer_ablation.data.memory import (
+    MEMORY_LIMIT_BYTES,
+    DecodedSplit,
+    MemoryLoader,
+    estimate_cache_bytes,
+    load_or_decode,
+)
+from fer_ablation.data.rafdb import rafdb_samples
+
+NAMES = ("synthetic", "fer2013", "imagefolder", "rafdb")
+SPLITS = ("train", "val", "test")
+DEFAULTS = {
+    "name": "synthetic",
+    "root": None,
+    "image_size": 48,
+    "grayscale": True,
+    "batch_size": 32,
+    "eval_batch_size": 256,
+    "num_workers": 0,
+    "in_memory": "auto",
+    "cache_dir": "~/.cache/fer_ablation",
+    "val_fraction": 0.2,
+    "split_seed": 0,
+    "max_skipped_fraction": 0.01,
+    "ignore_unknown_classes": False,
+    "augment": {"enabled": True, "crop_padding": 4, "hflip": True, "rotation_degrees": 10, "padding_mode": "zeros"},
+    "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+    # synthetic probe knobs (name=synthetic only)
+    "n_images": 1880,
+    "n_val": 379,
+    "clutter": 0.5,
+    "face_scale": [0.6, 0.9],
+    "seed": 0,
+}
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("val", "test")}
+
+
+def resolve_data_config(data_cfg=None) -> dict:
+    """A plain dict of the data config (OmegaConf or mapping) with the contract's defaults filled in."""
+    if data_cfg is None:
+        data_cfg = {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(data_cfg, DictConfig):
+            data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+    except ImportError:  # omegaconf is a dependency, but plain dicts need nothing from it
+        pass
+    cfg = copy.deepcopy(DEFAULTS)
+    unknown = sorted(set(data_cfg) - set(DEFAULTS))
+    if unknown:
+        warnings.warn(f"ignoring unknown data config keys {unknown}", stacklevel=3)
+    for key, value in data_cfg.items():
+        if key == "augment" and isinstance(value, bool):
+            cfg[key]["enabled"] = value
+        elif key in ("augment", "normalize") and value is not None:
+            cfg[key].update(dict(value))
+        elif key in DEFAULTS:
+            cfg[key] = value
+    if cfg["name"] not in NAMES:
+        raise DataError(f"data.name {cfg['name']!r} is not one of {', '.join(NAMES)}")
+    in_memory = cfg["in_memory"]
+    if isinstance(in_memory, str):
+        in_memory = {"auto": "auto", "true": True, "false": False}.get(in_memory.lower(), in_memory)
+    if in_memory not in ("auto", True, False):
+        raise DataError(f"data.in_memory must be auto, true or false, got {cfg['in_memory']!r}")
+    cfg["in_memory"] = in_memory
+    if cfg["name"] != "synthetic" and not cfg["root"]:
+        raise DataError(f"data.root is required for data.name={cfg['name']} (only synthetic generates its own)")
+    return cfg
+
+
+def resolve_cache_dir(value) -> Path:
+    return Path(os.environ.get("FER_ABLATION_CACHE") or value or DEFAULTS["cache_dir"]).expanduser()
+
+
+class FERDataModule(L.LightningDataModule):
+    """Data for one run; see the module docstring and ``build_datamodule``."""
+
+    def __init__(self, data_cfg=None, in_chans: int = 3, seed: int = 0):
+        super().__init__()
+        self.cfg = resolve_data_config(data_cfg)
+        self.in_chans, self.seed = int(in_chans), int(seed)
+        self.classes: tuple[str, ...] = CLASSES
+        self.num_classes = len(CLASSES)
+        self.cache_dir = resolve_cache_dir(self.cfg["cache_dir"])
+        aug = self.cfg["augment"]
+        self.augment = None
+        if aug.get("enabled", True):
+            self.augment = BatchAugment(crop_padding=aug["crop_padding"], hflip=aug["hflip"],
+                                        rotation_degrees=aug["rotation_degrees"],
+                                        padding_mode=aug.get("padding_mode", "zeros"), seed=self.seed)
+        self._sources: SampleSplits | None = None
+        self._root: Path | None = None
+        self._decoded: dict[str, DecodedSplit] = {}
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._in_memory: bool | None = None
+
+    # ---------------------------------------------------------------- samples and decoding
+    def _samples(self) -> SampleSplits:
+        if self._sources is None:
+            cfg, name = self.cfg, self.cfg["name"]
+            ignore = bool(cfg["ignore_unknown_classes"])
+            if name == "synthetic" and not cfg["root"]:
+                from fer_ablation.data.synthetic import ensure_synthetic
+
+                self._root = ensure_synthetic(
+                    self.cache_dir,
+                    n_images=int(cfg["n_images"]), n_val=int(cfg["n_val"]), image_size=int(cfg["image_size"]),
+                    clutter=float(cfg["clutter"]), face_scale=tuple(cfg["face_scale"]), seed=int(cfg["seed"]),
+                    grayscale=bool(cfg["grayscale"]))
+            else:
+                self._root = Path(cfg["root"]).expanduser()
+            if name == "fer2013":
+                self._sources = fer2013_samples(self._root, ignore_unknown=ignore)
+            elif name == "rafdb":
+                self._sources = rafdb_samples(self._root)
+            else:
+                self._sources = imagefolder_samples(self._root, val_fraction=float(cfg["val_fraction"]),
+                                                    split_seed=int(cfg["split_seed"]), ignore_unknown=ignore,
+                                                    name=name)
+        return self._sources
+
+    @property
+    def has_test(self) -> bool:
+        return "test" in self._samples().splits
+
+    @property
+    def in_memory(self) -> bool:
+        if self._in_memory is None:
+            setting = self.cfg["in_memory"]
+            if setting == "auto":
+                n = sum(len(s) for s in self._samples().splits.values())
+                setting = estimate_cache_bytes(n, int(self.cfg["image_size"]), bool(self.cfg["grayscale"])) \
+                    < MEMORY_LIMIT_BYTES
+            self._in_memory = bool(setting)
+        return self._in_memory
+
+    @property
+    def skipped_files(self) -> list[tuple[str, str]]:
+        return [item for split in SPLITS if split in self._decoded for item in self._decoded[split].skipped]
+
+    def _prepare(self, split: str) -> DecodedSplit:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split in self._decoded:
+            return self._decoded[split]
+        sources = self._samples()
+        if split not in sources.splits:
+            raise DataError(f"{self.cfg['name']} data at {self._root} has no {split} split")
+        samples = sources.splits[split]
+        cfg = self.cfg
+        settings = {"name": cfg["name"], "root": str(self._root), "split": split}
+        decoded = load_or_decode(samples, cache_dir=self.cache_dir, settings=settings,
+                                 image_size=int(cfg["image_size"]), grayscale=bool(cfg["grayscale"]),
+                                 keep_pixels=self.in_memory, desc=f"decoding {cfg['name']} {split}")
+        self._check_split(split, len(samples), decoded)
+        self._decoded[split] = decoded
+        return decoded
+
+    def _check_split(self, split: str, n_listed: int, decoded: DecodedSplit) -> None:
+        skipped = decoded.skipped
+        if skipped:
+            listing = "\n".join(f"  {p}: {r}" for p, r in skipped[:10]) + ("\n  ..." if len(skipped) > 10 else "")
+            fraction, limit = len(skipped) / n_listed, float(self.cfg["max_skipped_fraction"])
+            if fraction > limit:
+                raise DataError(f"{len(skipped)} of {n_listed} {split} images ({fraction:.1%}) could not be read, "
+                                f"more than max_skipped_fraction={limit}:\n{listing}")
+            warnings.warn(f"skipped {len(skipped)} unreadable {split} image(s) of {n_listed}:\n{listing}",
+                          stacklevel=3)
+        counts = np.bincount(np.asarray(decoded.samples.targets, dtype=np.int64), minlength=self.num_classes)
+        empty = [c for c, n in zip(self.classes, counts) if n == 0]
+        if empty:
+            warnings.warn(f"{self.cfg['name']} {split} split ({self._root}) has no images of class(es) "
+                          f"{', '.join(empty)}; per-class metrics for them are undefined", stacklevel=3)
+
+    def prepare_data(self) -> None:
+        """Decode (or verify) the stage's splits once on local rank 0, so the other ranks find the cache."""
+        trainer = getattr(self, "trainer", None)
+        fn = trainer.state.fn if trainer is not None else None
+        self.setup(fn.value if fn is not None else None)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in STAGE_SPLITS.get(stage, SPLITS):
+            if split != "test" or self.has_test:
+                self._prepare(split)
+
+    def split_paths(self, split: str) -> list[str | None]:
+        return list(self._prepare(split).samples.paths)
+
+    def split_targets(self, split: str) -> torch.Tensor:
+        return torch.as_tensor(self._prepare(split).samples.targets, dtype=torch.int64)
+
+    # ---------------------------------------------------------------- loaders
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _device(self) -> torch.device:
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self._device()
+        if split not in self._on_device or self._on_device[split][0].device != device:
+            decoded = self._prepare(split)
+            images = torch.from_numpy(np.array(decoded.images)).to(device)  # copy out of the read-only memmap
+            self._on_device[split] = images, self.split_targets(split).to(device)
+        return self._on_device[split]
+
+    def _loader(self, split: str, train: bool):
+        batch_size = int(self.cfg["batch_size"] if train else self.cfg["eval_batch_size"])
+        if self.in_memory:
+            rank, world_size = self._rank_world()
+            images, targets = self._tensors(split)
+            return MemoryLoader(images, targets, batch_size, shuffle=train, seed=self.seed, rank=rank,
+                                world_size=world_size)
+        decoded = self._prepare(split)
+        dataset = FileDataset(decoded.samples, int(self.cfg["image_size"]), bool(self.cfg["grayscale"]))
+        workers = int(self.cfg["num_workers"])
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train,
+                          generator=torch.Generator().manual_seed(self.seed) if train else None,
+                          drop_last=train and len(dataset) % batch_size == 1, num_workers=workers,
+                          persistent_workers=workers > 0)
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("val", train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", train=False)
+
+    # ---------------------------------------------------------------- on-device transform
+    def device_transform(self, batch, train: bool):
+        """uint8 batch -> (normalised float32 [B, in_chans, S, S], targets, indices); augments when ``train``."""
+        images, targets, indices = batch
+        x = to_model_input(images, self.in_chans, self.cfg["normalize"]["mean"], self.cfg["normalize"]["std"],
+                           augment=self.augment if train else None)
+        return x, targets, indices
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        trainer = getattr(self, "trainer", None)
+        return self.device_transform(batch, train=bool(trainer is not None and trainer.training))
+
+    def describe(self) -> dict:
+        """Short summary for logs: name, root, layout, split sizes, in_memory, skipped count, cache reuse."""
+        sources = self._samples()
+        sizes = {s: len(self._decoded[s].samples) if s in self._decoded else len(sources.splits[s])
+                 for s in SPLITS if s in sources.splits}
+        return {
+            "name": self.cfg["name"], "root": str(self._root), "layout": sources.layout, "splits": sizes,
+            "image_size": int(self.cfg["image_size"]), "grayscale": bool(self.cfg["grayscale"]),
+            "in_memory": self.in_memory, "skipped": len(self.skipped_files),
+            "skipped_classes": sources.skipped_classes, "split_seed": sources.split_seed,
+            "cache_reused": {s: d.reused for s, d in self._decoded.items()},
+        }
+
+
+def build_datamodule(data_cfg=None, in_chans: int = 3, seed: int = 0) -> FERDataModule:
+    """The datamodule for ``cfg.data`` (an OmegaConf node or a mapping; missing keys take the defaults)."""
+    return FERDataModule(data_cfg, in_chans=in_chans, seed=seed)
