@@ -33,3 +33,18 @@ models: install
 
 clean:
 	rm -rf outputs multirun .cache
+
+# The embedded CPU ablation: the paper's 11 configurations on the probe set, then the tables.
+demo: install
+	$(PY) -m fer_ablation.run -m experiment=demo $(ARGS)
+	$(MAKE) tables ARGS=
+
+# The paper's sweep; extra Hydra overrides via ARGS, e.g. make ablation ARGS="data=fer2013 trainer=gpu"
+ablation: install
+	$(PY) -m fer_ablation.run -m experiment=paper $(ARGS)
+
+tables: install
+	$(PY) -m fer_ablation.collect --out results/tables --figures results/figures $(ARGS)
+
+bench: install
+	$(PY) -m fer_ablation.bench $(ARGS)

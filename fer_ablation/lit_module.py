@@ -1,0 +1,190 @@
+"""The LightningModule: cross-entropy training and whole-split evaluation with torchmetrics.
+
+Evaluation metrics are computed once per epoch over every sample of the split (never a mean of
+batch values). Under DDP each rank's logits are gathered and de-duplicated by sample index, so a
+distributed sampler's padding can neither duplicate nor drop a sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+from fer_ablation.models import build_model
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: the run stops instead of training on garbage."""
+
+
+@dataclass
+class Evaluation:
+    """One split scored by one model: the raw material of metrics.json and predictions.csv."""
+
+    split: str
+    indices: torch.Tensor  # [N] sample indices, sorted
+    targets: torch.Tensor  # [N]
+    probs: torch.Tensor  # [N, K] softmax probabilities (float32)
+    loss: float
+    metrics: dict
+
+
+def score(probs: torch.Tensor, targets: torch.Tensor, classes: Sequence[str], loss: float) -> dict:
+    """Whole-split metrics as fractions: overall (micro) accuracy, macro P/R/F1, per-class F1."""
+    k = len(classes)
+    preds = probs.argmax(dim=1)
+    per_class_f1 = multiclass_f1_score(preds, targets, num_classes=k, average=None)
+    return {
+        "accuracy": multiclass_accuracy(preds, targets, num_classes=k, average="micro").item(),
+        "precision_macro": multiclass_precision(preds, targets, num_classes=k, average="macro").item(),
+        "recall_macro": multiclass_recall(preds, targets, num_classes=k, average="macro").item(),
+        "f1_macro": multiclass_f1_score(preds, targets, num_classes=k, average="macro").item(),
+        "per_class_f1": {name: per_class_f1[i].item() for i, name in enumerate(classes)},
+        "confusion_matrix": multiclass_confusion_matrix(preds, targets, num_classes=k).tolist(),
+        "loss": loss,
+        "n": int(targets.numel()),
+    }
+
+
+class FERModule(L.LightningModule):
+    def __init__(
+        self,
+        model_spec: dict,
+        classes: Sequence[str],
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        channels_last: bool = False,
+        pretrained: str | None = None,
+    ):
+        super().__init__()
+        # pretrained is not a hyper-parameter: a checkpoint carries its own weights.
+        self.save_hyperparameters("model_spec", "classes")
+        self.classes = list(classes)
+        self.model = build_model(num_classes=len(self.classes), pretrained=pretrained, **model_spec)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.label_smoothing = label_smoothing
+        self.register_buffer(
+            "class_weights",
+            torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None,
+            persistent=False,
+        )
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.evaluations: dict[str, Evaluation] = {}
+        self._eval_outputs: dict[str, list] = {}
+        self._train_sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    # training -------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self._train_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+
+    def training_step(self, batch, batch_idx):
+        x, y, _ = batch
+        logits = self(x)
+        loss = F.cross_entropy(
+            logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing
+        )
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}: "
+                "stopping this run (lower the learning rate or check the data)"
+            )
+        with torch.no_grad():
+            self._train_sums += torch.stack(
+                [loss.detach().double() * y.numel(), (logits.argmax(1) == y).sum().double(),
+                 torch.tensor(float(y.numel()), device=y.device, dtype=torch.float64)]
+            )
+        return loss
+
+    def train_epoch_summary(self) -> dict:
+        """Mean loss and accuracy over every training sample of the epoch, all ranks."""
+        sums = self.trainer.strategy.reduce(self._train_sums, reduce_op="sum")
+        seen = max(sums[2].item(), 1.0)
+        return {"loss": sums[0].item() / seen, "accuracy": sums[1].item() / seen}
+
+    def on_train_epoch_end(self) -> None:
+        for key, value in self.train_epoch_summary().items():
+            self.log(f"train/{key}", value, rank_zero_only=True)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # evaluation -----------------------------------------------------------------------------
+    def _eval_step(self, batch, split: str) -> None:
+        x, y, idx = batch
+        logits = self(x).float()
+        loss = F.cross_entropy(logits, y, reduction="none")
+        self._eval_outputs.setdefault(split, []).append(
+            (idx.detach(), y.detach(), logits.detach(), loss.detach())
+        )
+
+    def _eval_epoch_end(self, split: str) -> None:
+        outputs = self._eval_outputs.pop(split, [])
+        if not outputs:
+            return
+        idx, y, logits, loss = (torch.cat(parts) for parts in zip(*outputs))
+        idx, y, logits, loss = self._gather_unique(idx, y, logits, loss)
+        probs = logits.softmax(dim=1).cpu()
+        mean_loss = loss.mean().item()
+        metrics = score(probs, y.cpu(), self.classes, mean_loss)
+        self.evaluations[split] = Evaluation(split, idx.cpu(), y.cpu(), probs, mean_loss, metrics)
+        if self.trainer.state.fn == "fit":
+            for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss"):
+                self.log(f"{split}/{key}", metrics[key], rank_zero_only=True)
+
+    def _gather_unique(self, idx, y, logits, loss):
+        """All ranks' samples, each once, sorted by index (DDP samplers pad with repeats)."""
+        if self.trainer.world_size > 1:
+            n = torch.tensor([idx.numel()], device=idx.device)
+            longest = int(self.all_gather(n).max())
+            pad = longest - idx.numel()
+            idx = F.pad(idx, (0, pad), value=-1)
+            y = F.pad(y, (0, pad))
+            logits = F.pad(logits, (0, 0, 0, pad))
+            loss = F.pad(loss, (0, pad))
+            idx, y, logits, loss = (
+                t.flatten(0, 1) for t in self.all_gather((idx, y, logits, loss))
+            )
+            keep = idx >= 0
+            idx, y, logits, loss = idx[keep], y[keep], logits[keep], loss[keep]
+        order = torch.argsort(idx, stable=True)
+        idx, y, logits, loss = idx[order], y[order], logits[order], loss[order]
+        first = torch.ones_like(idx, dtype=torch.bool)
+        first[1:] = idx[1:] != idx[:-1]
+        return idx[first], y[first], logits[first], loss[first]
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")

@@ -1,0 +1,411 @@
+"""train(cfg): build data, model, LightningModule and Trainer, fit, and write the run's records.
+
+Callable from tests with a composed config and an explicit run folder. The run folder is the
+unit of resumption: a completed run is skipped (unless `force`), an interrupted one resumes from
+`checkpoints/last.ckpt`, and a failing one leaves `metrics.json` with status "failed" and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from fer_ablation import experiments, records
+from fer_ablation.data import build_datamodule
+from fer_ablation.lit_module import Evaluation, FERModule
+from fer_ablation.models import count_macs, count_parameters, parse_model_spec
+
+log = logging.getLogger("fer_ablation")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "conf"
+
+
+def model_spec(cfg: DictConfig) -> dict:
+    """build_model's arguments (weights aside) from the model and stem groups."""
+    stem = OmegaConf.to_container(cfg.stem, resolve=True)
+    stem_name = stem.pop("name")
+    model = cfg.model
+    return {
+        "attention": str(model.attention),
+        "stem": stem_name,
+        "placement": {k: v for k, v in OmegaConf.to_container(model.placement, resolve=True).items()
+                      if v is not None},
+        "in_chans": int(model.in_chans),
+        **(OmegaConf.to_container(model.options, resolve=True) or {}),
+        **stem,
+    }
+
+
+def apply_configuration(cfg: DictConfig) -> DictConfig:
+    """Resolve `configuration=<name>` into model.attention / stem / placement."""
+    if not cfg.get("configuration"):
+        return cfg
+    ablation = experiments.load(cfg.ablation)
+    name = cfg.configuration
+    if name not in ablation.configurations:
+        raise ValueError(
+            f"configuration={name!r} is not in experiments/{cfg.ablation}.yaml; "
+            f"expected one of {sorted(ablation.configurations)}"
+        )
+    chosen = ablation.configurations[name]
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.model.attention = chosen["attention"]
+        for module_name, placement in chosen.get("placement", {}).items():
+            cfg.model.placement[module_name] = placement
+        if cfg.stem.name != chosen["stem"]:
+            stem_file = Path(CONFIG_DIR) / "stem" / f"{chosen['stem']}.yaml"
+            cfg.stem = OmegaConf.load(stem_file)
+    return cfg
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict:
+    import hydra as hydra_pkg
+    import torchmetrics
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": L.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "hydra": hydra_pkg.__version__,
+    }
+
+
+def _split_record(evaluation: Evaluation) -> dict:
+    return evaluation.metrics
+
+
+class RunRecorder(Callback):
+    """history.csv, one row per epoch, with where the epoch's time went.
+
+    On resume the rows of epochs that are being redone are dropped, so each epoch appears once.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.rows: list[dict] = []
+        self.train_images = 0
+        self.train_seconds = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        start = trainer.current_epoch  # restored from the checkpoint on resume
+        self.rows = [r for r in records.read_history(self.run_dir) if r["epoch"] <= start]
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epoch_start = self.last_end = time.perf_counter()
+        self.data_s = self.step_s = self.eval_s = 0.0
+        self.epoch_images = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batch_start = time.perf_counter()
+        self.data_s += self.batch_start - self.last_end
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.last_end = time.perf_counter()
+        self.step_s += self.last_end - self.batch_start
+        self.epoch_images += int(batch[1].numel())
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.eval_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit":
+            self.eval_s += time.perf_counter() - self.eval_start
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        log_start = time.perf_counter()
+        train = pl_module.train_epoch_summary()
+        world = trainer.world_size
+        self.train_images += self.epoch_images * world
+        self.train_seconds += self.data_s + self.step_s
+        if trainer.is_global_zero:
+            val = pl_module.evaluations.get("val")
+            vm = val.metrics if val is not None else {}
+            self.rows = [r for r in self.rows if r["epoch"] != trainer.current_epoch + 1]
+            self.rows.append({
+                "epoch": trainer.current_epoch + 1,
+                "train_loss": train["loss"],
+                "train_accuracy": train["accuracy"],
+                "val_loss": vm.get("loss"),
+                "val_accuracy": vm.get("accuracy"),
+                "val_precision_macro": vm.get("precision_macro"),
+                "val_recall_macro": vm.get("recall_macro"),
+                "val_f1_macro": vm.get("f1_macro"),
+                "lr": trainer.optimizers[0].param_groups[0]["lr"],
+                "epoch_s": round(time.perf_counter() - self.epoch_start, 3),
+                "data_s": round(self.data_s, 3),
+                "step_s": round(self.step_s, 3),
+                "eval_s": round(self.eval_s, 3),
+                "log_s": round(time.perf_counter() - log_start, 4),
+            })
+            records.write_history(self.run_dir, self.rows)
+
+
+def _loggers(cfg: DictConfig, run_dir: Path, run_name: str) -> list:
+    loggers: list = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    if cfg.logger.name == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        settings = cfg.logger.wandb
+        loggers.append(
+            WandbLogger(
+                project=settings.project,
+                entity=settings.get("entity"),
+                group=cfg.group,
+                name=run_name,
+                save_dir=str(run_dir),
+                offline=settings.mode == "offline",
+                config=OmegaConf.to_container(cfg, resolve=True),
+            )
+        )
+    return loggers
+
+
+def _log_wandb_tables(loggers: list, classes: list[str], best: dict) -> None:
+    for logger in loggers:
+        if type(logger).__name__ != "WandbLogger":
+            continue
+        import wandb
+
+        val = best["val"]
+        matrix = val["confusion_matrix"]
+        logger.experiment.log({
+            "best/confusion_matrix": wandb.Table(
+                columns=["true", *classes], data=[[c, *row] for c, row in zip(classes, matrix)]
+            ),
+            "best/per_class_f1": wandb.Table(
+                columns=["class", "f1"], data=[[c, val["per_class_f1"][c]] for c in classes]
+            ),
+        })
+        logger.experiment.summary.update({f"best/val_{k}": val[k] for k in (
+            "accuracy", "precision_macro", "recall_macro", "f1_macro")})
+
+
+def _finish_wandb() -> None:
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+def _resume_checkpoint(checkpoint_dir: Path) -> Path | None:
+    last = checkpoint_dir / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def _trainer_kwargs(cfg: DictConfig) -> tuple[dict, dict]:
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    speed = {k: kwargs.pop(k) for k in ("channels_last", "compile") if k in kwargs}
+    return kwargs, speed
+
+
+def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
+    """Train one configuration into `run_dir` (default: Hydra's output folder); return metrics."""
+    if run_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        run_dir = HydraConfig.get().runtime.output_dir
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    previous = records.read_metrics(run_dir)
+    if previous and previous.get("status") == "completed" and not cfg.get("force", False):
+        log.info("%s already completed (force=true retrains): skipping", run_dir)
+        return previous
+
+    base: dict[str, Any] = {
+        "status": "running",
+        "error": None,
+        "configuration": cfg.get("configuration"),
+        "group": cfg.get("group"),
+        "seed": int(cfg.seed),
+        "data": cfg.data.name,
+        "image_size": int(cfg.data.image_size),
+        "max_epochs": int(cfg.trainer.max_epochs),
+        "run_dir": str(run_dir),
+    }
+    started = time.perf_counter()
+    try:
+        cfg = apply_configuration(cfg)
+        spec = model_spec(cfg)
+        parse_model_spec(spec["attention"], spec["stem"], spec["placement"])
+        base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"])
+        records.write_metrics(run_dir, base)
+        metrics = _fit(cfg, run_dir, spec, base, started)
+    except Exception as exc:
+        failed = {**(records.read_metrics(run_dir) or base), **{k: base[k] for k in base if k != "status"}}
+        failed.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                      wall_s=round(time.perf_counter() - started, 2))
+        records.write_metrics(run_dir, failed)
+        log.error("run failed: %s (%s)", failed["error"], run_dir)
+        raise
+    finally:
+        _finish_wandb()
+    return metrics
+
+
+def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float) -> dict:
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    trainer_kwargs, speed = _trainer_kwargs(cfg)
+
+    dm = build_datamodule(cfg.data, in_chans=spec["in_chans"], seed=int(cfg.seed))
+    dm.prepare_data()
+    dm.setup("fit")
+    classes = list(dm.classes)
+
+    class_weights = cfg.loss.get("class_weights")
+    if class_weights == "balanced":
+        counts = torch.bincount(dm.split_targets("train"), minlength=len(classes)).double()
+        class_weights = (counts.sum() / (len(classes) * counts.clamp(min=1))).tolist()
+
+    pretrained = cfg.model.get("pretrained")
+    pretrained_note = pretrained
+    module_kwargs = dict(
+        model_spec=spec,
+        classes=classes,
+        optimizer=hydra.utils.instantiate(cfg.optimizer),
+        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        label_smoothing=float(cfg.loss.label_smoothing),
+        class_weights=class_weights,
+        channels_last=bool(speed.get("channels_last", False)),
+    )
+    try:
+        module = FERModule(pretrained=pretrained, **module_kwargs)
+    except FileNotFoundError as exc:
+        if not (pretrained and cfg.model.get("pretrained_fallback")):
+            raise
+        log.warning("ImageNet weights unavailable, training from scratch instead: %s", exc)
+        pretrained_note = f"none ({pretrained} requested, weights not found)"
+        module = FERModule(pretrained=None, **module_kwargs)
+    if speed.get("compile"):
+        os.environ.setdefault(
+            "TORCHINDUCTOR_CACHE_DIR", str(Path(os.path.expanduser(cfg.data.cache_dir)) / "inductor")
+        )
+        module.model.compile()
+
+    checkpoint_dir = run_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="best", monitor="val/accuracy", mode="max",
+        save_last=True, save_top_k=1, enable_version_counter=False,
+    )
+    recorder = RunRecorder(run_dir)
+    run_name = f"{spec['attention']}-{spec['stem']}-s{cfg.seed}"
+    loggers = _loggers(cfg, run_dir, run_name)
+    plugins = []
+    if "SLURM_JOB_ID" in os.environ:
+        from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+        # Requeueing is the launcher's job (submitit); the requeued job resumes from last.ckpt.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    trainer = L.Trainer(
+        **trainer_kwargs,
+        plugins=plugins,
+        default_root_dir=str(run_dir),
+        logger=loggers,
+        callbacks=[checkpoint, recorder],
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+    resume_from = _resume_checkpoint(checkpoint_dir)
+    if resume_from:
+        log.info("resuming from %s", resume_from)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+
+    splits = ["val", "test"] if dm.has_test else ["val"]
+    last = _evaluate(trainer, module, dm, splits, ckpt_path=None)
+    last_epoch = trainer.current_epoch
+    best_path = checkpoint.best_model_path or str(checkpoint_dir / "best.ckpt")
+    best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=True)["epoch"]) + 1
+    best_evaluations = _evaluate(trainer, module, dm, splits, ckpt_path=best_path)
+    if not trainer.is_global_zero:
+        return {}
+
+    best = {"epoch": best_epoch, **{s: e.metrics for s, e in best_evaluations.items()}}
+    last_record = {"epoch": last_epoch, **{s: e.metrics for s, e in last.items()}}
+    _write_predictions(run_dir, dm, classes, best_evaluations)
+
+    image_size = int(cfg.data.image_size)
+    metrics = {
+        **base,
+        "status": "completed",
+        "classes": classes,
+        "num_classes": len(classes),
+        "pretrained": pretrained_note,
+        "best": best,
+        "last": last_record,
+        "epochs_completed": last_epoch,
+        "params": count_parameters(module.model),
+        "macs": count_macs(module.model.cpu(), image_size, in_chans=spec["in_chans"]),
+        "train_images_per_s": round(recorder.train_images / max(recorder.train_seconds, 1e-9), 2),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "device": _device_name(trainer),
+        "precision": str(trainer_kwargs.get("precision")),
+        "data_summary": dm.describe(),
+        "skipped_files": len(dm.skipped_files),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+    }
+    records.write_metrics(run_dir, metrics)
+    _log_wandb_tables(loggers, classes, best)
+    val = best["val"]
+    log.info(
+        "%s | best epoch %d/%d | val acc %.2f%% | macro F1 %.2f%% | %.0f img/s | %.0f s | %s",
+        run_name, best_epoch, last_epoch, 100 * val["accuracy"], 100 * val["f1_macro"],
+        metrics["train_images_per_s"], metrics["wall_s"], run_dir,
+    )
+    return metrics
+
+
+def _evaluate(trainer, module, dm, splits, ckpt_path) -> dict[str, Evaluation]:
+    module.evaluations.clear()
+    trainer.validate(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
+    if "test" in splits:
+        trainer.test(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
+    return dict(module.evaluations)
+
+
+def _write_predictions(run_dir: Path, dm, classes: list[str], evaluations: dict[str, Evaluation]) -> None:
+    rows = []
+    for split, ev in evaluations.items():
+        paths = dm.split_paths(split)
+        for i, target, probs in zip(ev.indices.tolist(), ev.targets.tolist(), ev.probs):
+            rows.append({
+                "split": split, "index": i, "path": paths[i] if paths else None,
+                "target": target, "pred": int(probs.argmax()), "probs": probs.tolist(),
+            })
+    records.write_predictions(run_dir, classes, rows)
+
+
+def _device_name(trainer) -> str:
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -1,0 +1,37 @@
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# Fast, quiet defaults for every test: W&B disabled unless a test turns it on.
+SMOKE = ["debug=smoke", "logger=csv", "trainer=cpu", "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory):
+    """One probe-set cache for the session (generated once), W&B off, no network lookups."""
+    cache = tmp_path_factory.mktemp("cache")
+    saved = {k: os.environ.get(k) for k in ("FER_ABLATION_CACHE", "WANDB_MODE", "WANDB_SILENT")}
+    os.environ.update(FER_ABLATION_CACHE=str(cache), WANDB_MODE="disabled", WANDB_SILENT="true")
+    yield cache
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def compose_cfg():
+    """Compose the run config as `python -m fer_ablation.run` would, smoke-sized."""
+
+    def _compose(*overrides: str, config_name: str = "config", smoke: bool = True):
+        from fer_ablation import resolvers
+
+        resolvers.register()
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            return compose(config_name, overrides=[*(SMOKE if smoke else []), *overrides])
+
+    return _compose
