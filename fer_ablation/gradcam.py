@@ -1,0 +1,226 @@
+"""Grad-CAM heat maps of trained runs on the same validation images (the paper's Fig. 7-8).
+
+    python -m fer_ablation.gradcam RUN_DIR [RUN_DIR ...] [--classes happiness sadness] [--n 4]
+                                   [--out results/figures/gradcam_<group>.png] [--layer layer4.2]
+
+Grad-CAM (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+Localization", ICCV 2017): for class c and feature maps A^k of the target layer,
+
+    alpha_k^c = mean_{i,j} d y^c / d A^k_{ij},   L^c = ReLU(sum_k alpha_k^c A^k),
+
+upsampled to the input size and min-max scaled to [0, 1] per image (``pytorch_grad_cam.GradCAM``).
+The target layer is the last Bottleneck of layer4 (its output, after the residual sum and ReLU); an
+attention module placed after layer4 (e.g. SimAM at ``last``) is on the path from it to the logits. The
+class is the image's true class (``--target true``) or the run's prediction (``--target pred``).
+
+Each run is loaded from ``checkpoints/best.ckpt`` (``hyper_parameters`` hold ``model_spec`` and
+``classes``) and its data from ``.hydra/config.yaml``; every run must see the same validation images. The
+images are the first ``n`` of each chosen class in the validation split, so every run and every call
+draws the same ones. Rows = images; columns = the image, then one overlay per run titled attention / stem.
+Only probe images belong in committed figures: data other than the synthetic probe cannot be written
+under results/ (write such figures elsewhere with --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from pytorch_grad_cam import GradCAM  # noqa: E402
+from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+
+from fer_ablation.data import build_datamodule  # noqa: E402
+from fer_ablation.data.datamodule import resolve_data_config  # noqa: E402
+from fer_ablation.data.labels import canonical_class  # noqa: E402
+from fer_ablation.lit_module import FERModule  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+COMMITTED_RESULTS = PROJECT_ROOT / "results"
+DEFAULT_CLASSES = ("happiness", "sadness")
+
+
+@dataclass
+class Run:
+    path: Path
+    module: FERModule
+    data_cfg: DictConfig
+    group: str
+
+    @property
+    def label(self) -> str:
+        spec = self.module.hparams.model_spec
+        return f"{spec['attention']} / {spec['stem']}"
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.module.hparams.model_spec.get("in_chans", 3))
+
+
+@dataclass
+class GradCAMFigure:
+    out: Path
+    indices: list[int]  # validation sample indices, one per row
+    targets: list[int]
+    cams: dict[str, np.ndarray]  # run folder -> float32 [n_images, S, S] in [0, 1]
+    predictions: dict[str, list[int]]
+
+
+def load_run(run_dir: Path | str) -> Run:
+    """The run's best model (eval mode, CPU) and its data config."""
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / "checkpoints" / "best.ckpt"
+    config = run_dir / ".hydra" / "config.yaml"
+    for path in (checkpoint, config):
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a finished run folder: {path} is missing")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    hp = state["hyper_parameters"]
+    module = FERModule(model_spec=hp["model_spec"], classes=hp["classes"])
+    module.load_state_dict(state["state_dict"])
+    module.eval()
+    cfg = OmegaConf.load(config)
+    return Run(run_dir, module, cfg.data, str(cfg.get("group") or f"{cfg.data.name}-{cfg.data.image_size}px"))
+
+
+def select_images(targets: torch.Tensor, classes: list[int], n: int) -> list[int]:
+    """The first `n` validation indices of each class in `classes`, class by class."""
+    chosen = []
+    for c in classes:
+        found = torch.nonzero(targets == c).flatten()[:n].tolist()
+        if not found:
+            raise ValueError(f"the validation split has no image of class index {c}")
+        chosen.extend(found)
+    return chosen
+
+
+def _validation_images(dm, indices: list[int]) -> torch.Tensor:
+    """uint8 [len(indices), C, S, S] of the validation split, in the order of `indices`."""
+    wanted = {i: None for i in indices}
+    for images, _, batch_indices in dm.val_dataloader():
+        for image, i in zip(images, batch_indices.tolist()):
+            if i in wanted:
+                wanted[i] = image
+        if all(v is not None for v in wanted.values()):
+            break
+    return torch.stack([wanted[i] for i in indices])
+
+
+def _target_layer(model: torch.nn.Module, layer: str | None) -> torch.nn.Module:
+    return model.get_submodule(layer or f"layer4.{len(model.layer4) - 1}")
+
+
+def compute_cams(run: Run, images: torch.Tensor, targets: list[int], *, layer: str | None = None,
+                 target: str = "true") -> tuple[np.ndarray, list[int]]:
+    """Grad-CAM maps float32 [N, S, S] in [0, 1] of uint8 `images` for one run, and its predictions."""
+    dm = build_datamodule(run.data_cfg, in_chans=run.in_chans)
+    x, _, _ = dm.device_transform((images, torch.tensor(targets), torch.arange(len(images))), train=False)
+    model = run.module.model
+    with torch.no_grad():
+        predictions = model(x).argmax(1).tolist()
+    classes = targets if target == "true" else predictions
+    with GradCAM(model=model, target_layers=[_target_layer(model, layer)]) as cam:
+        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+    return np.asarray(maps, dtype=np.float32), predictions
+
+
+def _same_images(runs: list[Run]) -> None:
+    def data_key(run: Run) -> str:
+        cfg = resolve_data_config(run.data_cfg)
+        for key in ("batch_size", "eval_batch_size", "num_workers", "in_memory", "cache_dir", "augment"):
+            cfg.pop(key, None)
+        return json.dumps(cfg, sort_keys=True, default=str)
+
+    first = data_key(runs[0])
+    for run in runs[1:]:
+        if data_key(run) != first:
+            raise ValueError(f"{run.path} was trained on other data than {runs[0].path}: "
+                             "Grad-CAM compares runs on the same validation images")
+
+
+def draw(run_dirs: list[Path | str], *, classes=DEFAULT_CLASSES, n: int = 4, out: Path | str | None = None,
+         layer: str | None = None, target: str = "true") -> GradCAMFigure:
+    """Compute the runs' Grad-CAM maps on the chosen validation images and write the figure."""
+    if target not in ("true", "pred"):
+        raise ValueError(f"target must be 'true' or 'pred', got {target!r}")
+    runs = [load_run(p) for p in run_dirs]
+    if not runs:
+        raise ValueError("no run folder given")
+    _same_images(runs)
+    names = list(runs[0].module.classes)
+    wanted = [names.index(canonical_class(c)) for c in classes]
+
+    data_cfg = runs[0].data_cfg
+    out = Path(out) if out else COMMITTED_RESULTS / "figures" / f"gradcam_{runs[0].group}.png"
+    if data_cfg.name != "synthetic" and out.resolve().is_relative_to(COMMITTED_RESULTS):
+        raise ValueError(f"{data_cfg.name} images must not go into committed figures under {COMMITTED_RESULTS}: "
+                         "pass --out outside the repository")
+    dm = build_datamodule(data_cfg, in_chans=runs[0].in_chans)
+    dm.setup("validate")
+    indices = select_images(dm.split_targets("val"), wanted, n)
+    targets = dm.split_targets("val")[indices].tolist()
+    images = _validation_images(dm, indices)
+
+    cams, predictions = {}, {}
+    for run in runs:
+        cams[str(run.path)], predictions[str(run.path)] = compute_cams(run, images, targets, layer=layer,
+                                                                       target=target)
+
+    rows, cols = len(indices), 1 + len(runs)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows), squeeze=False)
+    pictures = images.float().div(255.0)
+    if pictures.shape[1] == 1:
+        pictures = pictures.expand(-1, 3, -1, -1)
+    pictures = pictures.permute(0, 2, 3, 1).numpy()
+    for r, (picture, true) in enumerate(zip(pictures, targets)):
+        axes[r, 0].imshow(picture)
+        axes[r, 0].set_ylabel(names[true], fontsize=8)
+        for c, run in enumerate(runs, start=1):
+            overlay = show_cam_on_image(picture, cams[str(run.path)][r], use_rgb=True)
+            axes[r, c].imshow(overlay)
+            axes[r, c].set_xlabel(f"pred: {names[predictions[str(run.path)][r]]}", fontsize=7)
+            if r == 0:
+                axes[r, c].set_title(run.label, fontsize=8)
+    axes[0, 0].set_title("image", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"Grad-CAM ({target} class), {runs[0].group}", fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return GradCAMFigure(out, indices, targets, cams, predictions)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fer_ablation.gradcam", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dirs", nargs="+", type=Path, help="run folders (one overlay column each)")
+    p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), help="classes drawn (names or aliases)")
+    p.add_argument("--n", type=int, default=4, help="images per class (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None, help="PNG (default: results/figures/gradcam_<group>.png)")
+    p.add_argument("--layer", default=None, help="target module (default: the last Bottleneck of layer4)")
+    p.add_argument("--target", choices=("true", "pred"), default="true", help="class explained (default: true)")
+    args = p.parse_args(argv)
+    try:
+        figure = draw(args.run_dirs, classes=args.classes, n=args.n, out=args.out, layer=args.layer,
+                      target=args.target)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"gradcam: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {figure.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
