@@ -79,11 +79,11 @@ def test_accuracy_is_micro_not_macro():
     assert metrics["confusion_matrix"] == [[8, 0], [2, 0]]
 
 
-def test_same_seed_same_metrics(baseline_run, compose_cfg, tmp_path):
-    cfg, _, metrics = baseline_run
-    again = train(cfg, tmp_path / "again")
-    assert again["best"]["val"] == metrics["best"]["val"]
-    assert again["last"] == metrics["last"]
+def test_same_seed_same_metrics(compose_cfg, tmp_path):
+    cfg = compose_cfg("trainer.limit_train_batches=1", "seed=3")
+    first, again = train(cfg, tmp_path / "first"), train(cfg, tmp_path / "again")
+    assert again["best"] == first["best"] and again["last"] == first["last"]
+    assert (tmp_path / "first" / "predictions.csv").read_text() == (tmp_path / "again" / "predictions.csv").read_text()
 
 
 def test_completed_run_is_skipped_unless_forced(baseline_run, monkeypatch):
@@ -125,7 +125,9 @@ def test_evaluate_scores_a_checkpoint_with_the_same_contract(baseline_run, compo
     assert len(records.read_predictions(tmp_path)) == 70
 
 
-def test_wandb_offline_run_folder(compose_cfg, tmp_path, monkeypatch):
+def test_wandb_offline_run_folder_without_secrets(compose_cfg, tmp_path, monkeypatch):
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose_cfg("logger=wandb", "trainer.limit_train_batches=1")
     train(cfg, tmp_path)
@@ -134,6 +136,9 @@ def test_wandb_offline_run_folder(compose_cfg, tmp_path, monkeypatch):
     import wandb
 
     assert wandb.run is None  # the job ended its W&B run
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000
+              and secret.encode() in p.read_bytes()]
+    assert leaked == []  # no key in configs, logs, records or the W&B run
 
 
 def test_used_by_command_runs_a_two_job_sweep(tmp_path):
