@@ -19,8 +19,9 @@ For each configuration x image size x batch size x precision it measures, in one
   the libraries and the data set), else ``ru_maxrss`` (never reset). ``peak_memory_kind`` says which.
 
 Records go to ``results/bench/<host>-<YYYY-MM-DD>.json`` (records with the same configuration, device,
-size, batch, precision, channels_last and thread count are replaced, others kept). Timings on a shared machine are
-only as good as its load: the 1-minute load average before and after is recorded with each record.
+size, batch, precision, channels_last and thread count are replaced, others kept). Timings on a shared
+machine are only as good as its load: the 1-minute load average before and after is recorded with each
+record. On an oversubscribed CPU, ``--threads 1`` avoids spinning OpenMP threads and gives stable ratios.
 
     python -m fer_ablation.bench                                  # baseline and full, 48 px, batch 32
     python -m fer_ablation.bench --configs sc ca/stride2 --sizes 48 96 --batch-sizes 32 64 --steps 20
@@ -230,6 +231,7 @@ def _raw_batch(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, in_c
 def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int, warmup: int,
                 eval_images: int) -> dict:
     """Raw PyTorch training and evaluation images/s and peak memory for `setting`."""
+    from fer_ablation.data import CLASSES
     from fer_ablation.models import build_model
     from fer_ablation.training import apply_configuration, model_spec
 
@@ -237,7 +239,7 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
     torch.manual_seed(int(cfg.seed))
     memory = PeakMemory(device)
     with memory:
-        model = build_model(num_classes=7, **model_spec(apply_configuration(cfg))).to(device)
+        model = build_model(num_classes=len(CLASSES), **model_spec(apply_configuration(cfg))).to(device)
         if setting.channels_last:
             model = model.to(memory_format=torch.channels_last)
         sgd = OmegaConf.to_container(cfg.optimizer, resolve=True)
