@@ -23,6 +23,18 @@ def _isolated_environment(tmp_path_factory):
             os.environ[key] = value
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for in-process model work: on 2 shared cores, two spinning OpenMP
+    threads per process are many times slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def compose_cfg():
     """Compose the run config as `python -m fer_ablation.run` would, smoke-sized."""

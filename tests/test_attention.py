@@ -11,13 +11,7 @@ from fer_ablation.models import BAM, CBAM, ECA, SE, ACmix, ChannelAttention, Coo
 from fer_ablation.models.attention import eca_kernel_size
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI machine's 2 cores are shared: one intra-op thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- numpy helpers (float64, NCHW)

@@ -11,12 +11,7 @@ TINY = ("debug=smoke", "data.n_images=28", "data.n_val=14")
 SETTING = bench.Setting(config="baseline", device="cpu", image_size=32, batch_size=4, precision="32-true")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _positive_finite(record: dict, keys) -> None:

@@ -18,13 +18,7 @@ CONFIGURATIONS = ("baseline", "full")
 TINY = ["data.n_images=28", "data.n_val=14", "data.batch_size=4", "trainer.limit_train_batches=1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two spinning OpenMP threads are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,7 @@ BASELINE = 23_522_375  # torchvision ResNet50 with a 7-class head (SPEC section 
 COMBINATIONS = ATTENTIONS + ("ca+simam",)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI machine's 2 cores are shared: one intra-op thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @functools.lru_cache(maxsize=None)

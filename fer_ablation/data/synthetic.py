@@ -66,7 +66,7 @@ DEFAULT_KNOBS: dict = {
     "grayscale": True,
 }
 
-# Difficulty (calibrated so that a from-scratch ResNet50 lands mid-range after a few CPU epochs; see README).
+# Difficulty. Target: a from-scratch ResNet50 mid-range after a few CPU epochs; not met yet (see README).
 INTENSITY_LOW = 0.8           # weakest expression intensity (fraction of the full cue, blended from neutral)
 JITTER_SCALE = 0.5            # multiplies CUE_JITTER (per-person resting variation of the cues)
 NOISE_SIGMA = (2.0, 6.0)      # sensor noise standard deviation range, in 0..255 levels
