@@ -21,10 +21,10 @@ size and box-averaged down for antialiasing.
 
 Determinism: image ``i`` is drawn from ``numpy.random.Generator(PCG64(SeedSequence([seed, i])))`` only, so
 it does not depend on generation order; its label is ``CLASSES[i % 7]``. Points are rotated with a rational
-(libm-free) parametrisation and rounded to integer pixels before drawing, colour mixing uses only exact
-elementwise arithmetic, and PNGs are written by a small encoder with stored (uncompressed) deflate blocks, because
-zlib and zlib-ng compress the same pixels into different bytes. Same knobs -> byte-identical files for the same
-numpy and Pillow versions.
+(libm-free) parametrisation and rounded to integer pixels before drawing (the unit-circle table is computed once),
+downsampling, lighting and noise use only elementwise IEEE arithmetic, and PNGs are written by a small encoder
+with stored (uncompressed) deflate blocks, because zlib and zlib-ng compress the same pixels into different bytes.
+Same knobs -> byte-identical files for the same numpy and Pillow versions.
 
 Usage::
 
@@ -53,7 +53,7 @@ from fer_ablation.data.errors import DataError
 from fer_ablation.data.labels import CLASSES
 
 # Bump whenever the drawing changes: it is part of the cache key, so old caches are never reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SUPERSAMPLE = 4
 
 DEFAULT_KNOBS: dict = {
@@ -66,7 +66,9 @@ DEFAULT_KNOBS: dict = {
     "grayscale": True,
 }
 
-# Difficulty. Target: a from-scratch ResNet50 mid-range after a few CPU epochs; not met yet (see README).
+# Difficulty. Measured with the default knobs, torchvision ResNet50 from scratch at 48 px, AdamW lr 1e-3 wd 1e-4,
+# batch 32, flip + 4 px padded crop, 2 CPU threads: val accuracy 27/29/63/67 % after epochs 1-4 with a 4-epoch
+# cosine schedule (scheduler=cosine); 27/28/52 % after epochs 1-3 at constant lr. One seed; +-10 points between runs.
 INTENSITY_LOW = 0.8           # weakest expression intensity (fraction of the full cue, blended from neutral)
 JITTER_SCALE = 0.5            # multiplies CUE_JITTER (per-person resting variation of the cues)
 NOISE_SIGMA = (2.0, 6.0)      # sensor noise standard deviation range, in 0..255 levels
