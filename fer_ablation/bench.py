@@ -4,8 +4,8 @@ For each configuration x image size x batch size x precision it measures, in one
 
 - raw: a hand-written loop on the same model (``build_model``) and the same uint8 tensors the suite
   trains on (the datamodule's in-memory train split): random permutation -> index -> float, /255,
-  grayscale -> 3 channels, normalise -> forward -> cross-entropy -> backward -> SGD step (the config's
-  SGD settings). Warm-up steps are not timed. Evaluation: ``inference_mode`` forward over the val tensors.
+  grayscale -> 3 channels, normalise -> forward -> cross-entropy -> backward -> optimizer step (the
+  config's optimizer, as the suite builds it). Warm-up steps are not timed. Evaluation: ``inference_mode`` forward over the val tensors.
 - suite: the real ``fer_ablation.training.train(cfg, run_dir)`` on a composed config (csv logger, no
   progress bar, ``limit_train_batches=steps``, 2 epochs). Training images/s come from the second
   (steady) epoch of history.csv: ``images / (data_s + step_s)``, so Lightning, the metrics, logging and
@@ -50,9 +50,10 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
+import hydra
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fer_ablation import experiments, records
 
@@ -242,9 +243,7 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
         model = build_model(num_classes=len(CLASSES), **model_spec(apply_configuration(cfg))).to(device)
         if setting.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        sgd = OmegaConf.to_container(cfg.optimizer, resolve=True)
-        optimizer = torch.optim.SGD(model.parameters(), lr=sgd["lr"], momentum=sgd.get("momentum", 0.0),
-                                    weight_decay=sgd.get("weight_decay", 0.0))
+        optimizer = hydra.utils.instantiate(cfg.optimizer)(params=model.parameters())
         scaler = torch.amp.GradScaler(device.type, enabled=setting.precision == "16-mixed")
         images, targets = data.train_images.to(device), data.train_targets.to(device)
         mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)

@@ -6,14 +6,29 @@ from omegaconf import OmegaConf
 from fer_ablation.training import apply_configuration, model_spec
 
 
-def test_defaults_are_the_papers_optimizer_on_the_probe_set(compose_cfg):
+def test_defaults_are_the_cpu_budget_on_the_probe_set(compose_cfg):
     cfg = compose_cfg(smoke=False)
     assert (cfg.data.name, cfg.data.image_size, cfg.model.attention, cfg.stem.name) == ("synthetic", 48, "none", "stride2")
+    assert cfg.model.pretrained is None and cfg.trainer.max_epochs == 4
+    assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.lr == 0.001
+    assert cfg.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR" and cfg.scheduler.T_max == 4
+    assert cfg.logger.name == "wandb" and cfg.logger.wandb.mode == "offline"
+    assert cfg.trainer.accelerator == "auto" and cfg.seed == 0
+
+
+def test_paper_experiment_carries_the_papers_recipe(compose_cfg):
+    cfg = compose_cfg("experiment=paper", smoke=False)
     assert cfg.optimizer._target_ == "torch.optim.SGD"
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (0.001, 0.9, 0.0001)
     assert list(cfg.scheduler.milestones) == [30, 60, 90] and cfg.scheduler.gamma == 0.1
-    assert cfg.logger.name == "wandb" and cfg.logger.wandb.mode == "offline"
-    assert cfg.trainer.accelerator == "auto" and cfg.seed == 0
+    assert (cfg.data.image_size, cfg.trainer.max_epochs, cfg.model.pretrained) == (224, 100, "imagenet")
+
+
+def test_demo_experiment_is_the_paper_sweep_on_the_default_budget(compose_cfg):
+    default, demo = compose_cfg(smoke=False), compose_cfg("experiment=demo", smoke=False)
+    for key in ("optimizer", "scheduler", "trainer", "data", "model"):
+        assert demo[key] == default[key], key
+    assert demo.group == "demo-synthetic-48px"
 
 
 @pytest.mark.parametrize("group,option,key,expected", [
