@@ -615,7 +615,9 @@ validation samples ({n_boot:,} resamples, RNG seed 0; one resample of the sample
 every seed pair; percentile CI; two-sided p from inverting the percentile interval). "Sig." is
 "yes" when that bootstrap CI excludes 0 (alpha = 0.05), no correction for the multiple rows.
 McNemar's exact test (two-sided binomial on the discordant samples: b = only the baseline right,
-c = only the model right) is given per seed pair below each data group.
+c = only the model right) is given per seed pair below each data group. Both tests hold the
+trained models fixed: they measure noise from the validation sample, not from retraining, so
+a difference that flips sign between seeds can still be marked significant; compare the seeds.
 """
 
 
