@@ -56,9 +56,9 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from fer_ablation import experiments, records
+from fer_ablation.run import compose
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "conf"
 DEFAULT_CONFIGS = ("baseline", "full")
 REQUIRED_KEYS = ("config", "device", "image_size", "batch_size", "precision",
                  "suite_images_per_s", "raw_images_per_s", "peak_memory_mb")
@@ -119,18 +119,6 @@ def suite_overrides(setting: Setting, *, steps: int, eval_batches: int, ablation
         "force=true",
         *extra,
     ]
-
-
-def compose(overrides: list[str]) -> DictConfig:
-    """The run config as `python -m fer_ablation.run <overrides>` composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from fer_ablation import resolvers
-
-    resolvers.register()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
 
 
 # ------------------------------------------------------------------------------------ memory

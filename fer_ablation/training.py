@@ -26,10 +26,10 @@ from fer_ablation import experiments, records
 from fer_ablation.data import build_datamodule
 from fer_ablation.lit_module import Evaluation, FERModule
 from fer_ablation.models import count_macs, count_parameters, parse_model_spec
+from fer_ablation.run import CONFIG_DIR
 
 log = logging.getLogger("fer_ablation")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "conf"
 
 
 def model_spec(cfg: DictConfig) -> dict:

@@ -1,10 +1,6 @@
 import os
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 # Fast, quiet defaults for every test: W&B disabled unless a test turns it on.
 SMOKE = ["debug=smoke", "logger=csv", "trainer=cpu", "trainer.enable_progress_bar=false"]
 
@@ -40,10 +36,8 @@ def compose_cfg():
     """Compose the run config as `python -m fer_ablation.run` would, smoke-sized."""
 
     def _compose(*overrides: str, config_name: str = "config", smoke: bool = True):
-        from fer_ablation import resolvers
+        from fer_ablation.run import compose
 
-        resolvers.register()
-        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            return compose(config_name, overrides=[*(SMOKE if smoke else []), *overrides])
+        return compose([*(SMOKE if smoke else []), *overrides], config_name)
 
     return _compose

@@ -3,16 +3,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fer_ablation import gradcam, resolvers
+from fer_ablation import gradcam
 from fer_ablation.data.labels import CLASSES
 from fer_ablation.lit_module import FERModule
+from fer_ablation.run import compose
 from fer_ablation.training import train
+from tests.conftest import SMOKE
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-SMOKE = ["debug=smoke", "logger=csv", "trainer=cpu", "trainer.enable_progress_bar=false"]  # as conftest's compose_cfg
 CONFIGURATIONS = ("baseline", "full")
 # A probe set with 2 validation images per class keeps the two smoke runs to seconds.
 TINY = ["data.n_images=28", "data.n_val=14", "data.batch_size=4", "trainer.limit_train_batches=1"]
@@ -24,12 +23,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory, one_thread):
     """Two one-batch smoke runs (the baseline and CA + SimAM + SC), with the .hydra/config.yaml Hydra would write."""
-    resolvers.register()
     root = tmp_path_factory.mktemp("gradcam_runs")
     dirs = []
     for name in CONFIGURATIONS:
-        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=[*SMOKE, f"configuration={name}", *TINY])
+        cfg = compose([*SMOKE, f"configuration={name}", *TINY])
         run_dir = root / name
         train(cfg, run_dir)
         (run_dir / ".hydra").mkdir()

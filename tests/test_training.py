@@ -13,6 +13,7 @@ from torchmetrics.functional.classification import multiclass_accuracy, multicla
 
 from fer_ablation import records
 from fer_ablation.lit_module import score
+from fer_ablation.run import compose
 from fer_ablation.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,13 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory):
-    from tests.conftest import CONFIG_DIR, SMOKE
-    from hydra import compose, initialize_config_dir
-    from fer_ablation import resolvers
+    from tests.conftest import SMOKE
 
-    resolvers.register()
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[*SMOKE, "trainer.max_epochs=2"])
+    cfg = compose([*SMOKE, "trainer.max_epochs=2"])
     run_dir = tmp_path_factory.mktemp("baseline")
     metrics = train(cfg, run_dir)
     return cfg, run_dir, metrics

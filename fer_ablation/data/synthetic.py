@@ -143,6 +143,11 @@ def check_knobs(*, n_images, n_val, image_size, clutter, face_scale, seed, grays
             "clutter": float(clutter), "face_scale": (lo, hi), "seed": int(seed), "grayscale": bool(grayscale)}
 
 
+def _render_knobs(knobs: dict) -> dict:
+    """The knobs `render` takes (all but the set's size and split)."""
+    return {k: knobs[k] for k in ("image_size", "clutter", "face_scale", "seed", "grayscale")}
+
+
 def split_indices(n_images: int, n_val: int) -> dict[str, list[int]]:
     """Stratified split: image i has class i % 7; each class gives the last of its images to val, with per-class
     val counts proportional to class sizes (largest remainder, ties to the lower class index)."""
@@ -469,7 +474,7 @@ def generate(out_dir, *, n_images=1880, n_val=379, image_size=48, clutter=0.5, f
                         face_scale=face_scale, seed=seed, grayscale=grayscale)
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    render_knobs = {k: knobs[k] for k in ("image_size", "clutter", "face_scale", "seed", "grayscale")}
+    render_knobs = _render_knobs(knobs)
     counts = {}
     for split, indices in split_indices(knobs["n_images"], knobs["n_val"]).items():
         counts[split] = {name: 0 for name in CLASSES}
@@ -540,7 +545,7 @@ def contact_sheet(out_png, *, per_class: int = 6, zoom: int = 2, image_size: int
     """Save a grid of the first ``per_class`` samples of each class (a row per class, labelled, ``zoom``x nearest)."""
     knobs = check_knobs(n_images=1880, n_val=0, image_size=image_size, clutter=clutter, face_scale=face_scale,
                         seed=seed, grayscale=grayscale)
-    render_knobs = {k: knobs[k] for k in ("image_size", "clutter", "face_scale", "seed", "grayscale")}
+    render_knobs = _render_knobs(knobs)
     cell, gap, label_w = image_size * zoom, 4, 80
     sheet = Image.new("RGB", (label_w + per_class * (cell + gap), len(CLASSES) * (cell + gap) + gap), "white")
     draw = ImageDraw.Draw(sheet)
