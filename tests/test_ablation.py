@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAPER = experiments.load("paper")
 
 
-@pytest.mark.slow  # 22 smoke-sized training runs: 5.6 min on 2 CPU cores
+@pytest.mark.slow  # 22 smoke-sized training runs: 2.3 min on 2 idle CPU cores
 def test_paper_smoke_sweep_then_tables_gives_every_row_with_two_seeds(tmp_path):
     sweep, tables, figures = tmp_path / "outputs", tmp_path / "tables", tmp_path / "figures"
     cmd = [sys.executable, "-m", "fer_ablation.run", "-m", "experiment=paper", "debug=smoke", "seed=0,1",
