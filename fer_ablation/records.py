@@ -1,4 +1,4 @@
-"""A run's records on disk: metrics.json, predictions.csv, history.csv.
+"""A run's records on disk: metrics.json, predictions.csv, history.csv (and Hydra's .hydra/ files, read only).
 
 This is the one writer and the one reader of the record files; collectors and outside tools rely
 on the layout documented in the README. Every write is atomic (temporary file in the same folder,
@@ -15,6 +15,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
 
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
@@ -119,3 +123,66 @@ def read_predictions(run_dir: Path | str) -> list[dict]:
         row["target"] = int(row["target"])
         row["pred"] = int(row["pred"])
     return rows
+
+
+# Readers for the report (fer_ablation.report) and gradcam: the run folder's files are parsed here only.
+
+HYDRA_CONFIG = Path(".hydra") / "config.yaml"
+HYDRA_OVERRIDES = Path(".hydra") / "overrides.yaml"
+PREDICTION_COLUMNS = ("split", "index", "target", "pred")
+
+
+class RecordError(ValueError):
+    """A record file exists but does not hold what the layout promises (the message names the file)."""
+
+
+def read_predictions_frame(run_dir: Path | str) -> pd.DataFrame:
+    """predictions.csv as a DataFrame with integer index/target/pred and one row per (split, index).
+
+    Raises FileNotFoundError when the file is absent and RecordError when it is malformed.
+    """
+    path = Path(run_dir) / PREDICTIONS
+    if not path.is_file():
+        raise FileNotFoundError(f"no {PREDICTIONS}")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as e:  # pandas raises several parser error types
+        raise RecordError(f"{PREDICTIONS} unreadable: {e}") from e
+    missing = sorted(set(PREDICTION_COLUMNS) - set(frame.columns))
+    if missing:
+        raise RecordError(f"{PREDICTIONS} lacks columns {missing}")
+    try:
+        frame = frame.astype({"split": str, "index": "int64", "target": "int64", "pred": "int64"})
+    except (ValueError, TypeError) as e:
+        raise RecordError(f"{PREDICTIONS} has non-integer index/target/pred: {e}") from e
+    if frame.duplicated(["split", "index"]).any():
+        raise RecordError(f"{PREDICTIONS} repeats a (split, index) pair")
+    return frame
+
+
+def read_overrides(run_dir: Path | str) -> list[str]:
+    """The Hydra command-line overrides of the run (.hydra/overrides.yaml); [] when there is no such file."""
+    path = Path(run_dir) / HYDRA_OVERRIDES
+    if not path.is_file():
+        return []
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RecordError(f"{path} is not YAML: {e}") from e
+    if not isinstance(overrides, list):
+        raise RecordError(f"{path} holds {type(overrides).__name__}, expected a list of overrides")
+    return [str(o) for o in overrides]
+
+
+def read_config(run_dir: Path | str) -> DictConfig | None:
+    """The run's composed config (.hydra/config.yaml) as an unresolved DictConfig; None when absent."""
+    path = Path(run_dir) / HYDRA_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as e:  # yaml and OmegaConf raise several error types
+        raise RecordError(f"{path} unreadable: {e}") from e
+    if not isinstance(cfg, DictConfig):
+        raise RecordError(f"{path} holds a list, expected a mapping")
+    return cfg

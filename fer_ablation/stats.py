@@ -1,7 +1,7 @@
 """Statistics for the ablation tables: spread over seeds and paired tests against the baseline.
 
-Pure functions on numbers and 0/1 correctness arrays (numpy + scipy only); the collector
-(`fer_ablation.collect`) feeds them the records the runs saved.
+Pure functions on numbers and 0/1 correctness arrays (numpy + scipy only); the report
+(`fer_ablation.report.statistics`) feeds them the records the runs saved.
 
 Methods (the README repeats them):
 
@@ -51,34 +51,35 @@ def mean_std(values) -> tuple[float, float]:
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Student t confidence interval of the mean: mean +- t_{n-1, (1+confidence)/2} * s / sqrt(n).
+    """Student t confidence interval of the mean: mean +- t_{n-1, (1+confidence)/2} * s / sqrt(n)
+    (``scipy.stats.t.interval``).
 
     Needs n >= 2 values; with zero spread the interval collapses to the mean.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.size < 2:
         raise ValueError(f"a t-interval needs at least 2 values, got {x.size}")
-    mean = float(x.mean())
-    half = float(_scipy_stats.t.ppf(0.5 + confidence / 2, df=x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean - half, mean + half
+    # The standard t's quantiles times s / sqrt(n), in the formula's order: passing loc/scale to
+    # t.interval rounds differently in the last bits, which would change the committed table CSVs.
+    t_low, t_high = _scipy_stats.t.interval(confidence, df=x.size - 1)
+    mean, std = float(x.mean()), float(x.std(ddof=1))
+    return mean + float(t_low) * std / math.sqrt(x.size), mean + float(t_high) * std / math.sqrt(x.size)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion successes / n.
+    """Wilson score interval for a binomial proportion successes / n
+    (``scipy.stats.binomtest(successes, n).proportion_ci(method="wilson")``).
 
     centre = (p + z^2 / 2n) / (1 + z^2 / n), half = z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n),
-    with p = successes / n and z the standard normal (1 + confidence) / 2 quantile.
+    with p = successes / n and z the standard normal (1 + confidence) / 2 quantile (Wilson, "Probable
+    inference, the law of succession, and statistical inference", JASA 1927).
     """
     if n <= 0:
         raise ValueError(f"a Wilson interval needs n > 0 samples, got {n}")
     if not 0 <= successes <= n:
         raise ValueError(f"successes must lie in [0, n={n}], got {successes}")
-    z = float(_scipy_stats.norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = _scipy_stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class McNemar:
 def mcnemar_exact(model_correct, baseline_correct) -> McNemar:
     """McNemar's exact test on paired 0/1 correctness over the same samples.
 
-    Two-sided: p = min(1, 2 * P[Binomial(b + c, 1/2) <= min(b, c)]); no discordant pairs gives p = 1.
+    Two-sided: p = min(1, 2 * P[Binomial(b + c, 1/2) <= min(b, c)]) (``scipy.stats.binomtest``, whose
+    two-sided p for a probability of 1/2 is this doubled tail); no discordant pairs gives p = 1.
     """
     m = np.asarray(model_correct, dtype=bool)
     r = np.asarray(baseline_correct, dtype=bool)
@@ -125,8 +127,7 @@ def mcnemar_exact(model_correct, baseline_correct) -> McNemar:
     c = int(np.sum(m & ~r))
     if b + c == 0:
         return McNemar(b, c, 1.0)
-    p = 2.0 * float(_scipy_stats.binom.cdf(min(b, c), b + c, 0.5))
-    return McNemar(b, c, min(1.0, p))
+    return McNemar(b, c, float(_scipy_stats.binomtest(c, b + c, 0.5).pvalue))
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,24 @@
-"""fer_ablation.collect on fabricated run folders: full, partial, broken and multi-data sweeps."""
+"""fer_ablation.report (python -m fer_ablation.collect) on fabricated run folders: full, partial, broken and
+multi-data sweeps; and the committed tables regenerated from the committed demo runs."""
 
 import json
+import re
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
-from fer_ablation import collect, experiments, stats
-from fer_ablation.collect import load_run
+from fer_ablation import experiments, stats
+from fer_ablation.report import cli, tables
+from fer_ablation.report.runs import config_group, load_run
 
+ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 N_VAL = 40
 PAPER = experiments.load("paper")
@@ -104,6 +110,11 @@ def write_sweep(root, seeds=(0, 1, 2), **kwargs):
     return {(c, s): write_run(root, c, s, **kwargs) for c in PAPER.configurations for s in seeds}
 
 
+def _md_rows(md, n_cells):
+    """The first n_cells cells of every Markdown table row, stripped of padding."""
+    return [[c.strip() for c in line.split("|")[1:n_cells + 1]] for line in md.splitlines() if line.startswith("|")]
+
+
 def _row(df, configuration, data="synthetic"):
     rows = df[(df["configuration"] == configuration) & (df["data"] == data)]
     assert len(rows) == 1
@@ -112,7 +123,7 @@ def _row(df, configuration, data="synthetic"):
 
 def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
     runs = write_sweep(tmp_path / "outputs")
-    frames = collect.collect([tmp_path / "outputs"], tmp_path / "tables")
+    frames = tables.collect([tmp_path / "outputs"], tmp_path / "tables")
     for table in PAPER.tables:
         df = frames[table.name]
         assert df["label"].tolist() == [r.label for r in table.rows]
@@ -141,7 +152,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
         for suffix in ("md", "csv", "tex"):
             assert (tmp_path / "tables" / f"{name}.{suffix}").stat().st_size > 0
     md = (tmp_path / "tables" / "table1.md").read_text()
-    assert "| ResNet50+SC+CA | 3/3 |" in md and "75.40" in md and "73.81" in md
+    assert ["ResNet50+SC+CA", "3/3"] in _md_rows(md, 2) and "75.40" in md and "73.81" in md
     tex = (tmp_path / "tables" / "table2.tex").read_text()
     assert r"\begin{tabular}" in tex and "BAM\\_ResNet50" in tex
     summary = (tmp_path / "tables" / "summary.md").read_text()
@@ -164,7 +175,7 @@ def test_partial_sweep_keeps_every_row_and_says_why(tmp_path):
     no_predictions = write_run(out, "eca", 0)
     (no_predictions / "predictions.csv").unlink()
 
-    frames = collect.collect([out], tmp_path / "tables")
+    frames = tables.collect([out], tmp_path / "tables")
     t1, t2 = frames["table1"], frames["table2"]
     assert len(t1) == 4 and len(t2) == 6 and len(frames["table3"]) == 5
     assert _row(t1, "baseline")["seeds"] == "3/3"
@@ -184,7 +195,7 @@ def test_partial_sweep_keeps_every_row_and_says_why(tmp_path):
     assert f"unreadable: {corrupt}" in summary and "half-written" in summary
     assert "failed:" in summary and "running:" in summary
     md = (tmp_path / "tables" / "table1.md").read_text()
-    assert "| ResNet50+SC | 2/3 |" in md and "| ResNet50+SC+CA | 0/3 |" in md
+    assert ["ResNet50+SC", "2/3"] in _md_rows(md, 2) and ["ResNet50+SC+CA", "0/3"] in _md_rows(md, 2)
 
 
 def test_load_run_rescores_and_flags_inconsistent_metrics(tmp_path):
@@ -201,7 +212,7 @@ def test_load_run_rescores_and_flags_inconsistent_metrics(tmp_path):
     (bad / "metrics.json").write_text(json.dumps(metrics))
     run = load_run(bad)
     assert run.status == "inconsistent" and "val accuracy" in run.reason
-    frames = collect.collect([tmp_path], tmp_path / "tables")
+    frames = tables.collect([tmp_path], tmp_path / "tables")
     assert "inconsistent: seed 0" in _row(frames["table2"], "eca")["notes"]
     assert _row(frames["table2"], "eca")["seeds"] == "0/1"
     assert "inconsistent:" in (tmp_path / "tables" / "summary.md").read_text()
@@ -212,7 +223,7 @@ def test_configuration_from_model_and_placement_overrides(tmp_path):
     assert load_run(write_run(tmp_path, "simam_ca", 0, name_configuration=False)).configuration == "simam_ca"
     odd = load_run(write_run(tmp_path, "simam", 1, name_configuration=False, placement={"simam": "blocks"}))
     assert odd.configuration is None and "placement" in odd.unmatched
-    collect.collect([tmp_path], tmp_path / "tables")
+    tables.collect([tmp_path], tmp_path / "tables")
     assert "not in the experiment file" in (tmp_path / "tables" / "summary.md").read_text()
 
 
@@ -221,7 +232,7 @@ def test_two_data_sets_kept_apart_with_test_split(tmp_path):
         for s in (0, 1):
             write_run(tmp_path, c, s, data="synthetic")
             write_run(tmp_path, c, s, data="fer2013", image_size=64, n_test=30, level=0.3 if c == "full" else None)
-    frames = collect.collect([tmp_path], tmp_path / "tables", select="best")
+    frames = tables.collect([tmp_path], tmp_path / "tables", select="best")
     t3 = frames["table3"]
     assert len(t3) == 10 and set(t3["data"]) == {"synthetic", "fer2013"}
     synth, fer = _row(t3, "full", "synthetic"), _row(t3, "full", "fer2013")
@@ -232,7 +243,7 @@ def test_two_data_sets_kept_apart_with_test_split(tmp_path):
     assert md.count("## ") == 2 and "## fer2013-64px (fer2013, 64x64 px)" in md
     fer_section = md.split("## fer2013-64px")[1].split("## ")[0]
     assert "Test Acc %" in fer_section and "Test Acc %" not in md.split("## synthetic-48px")[1]
-    last = collect.collect([tmp_path], tmp_path / "last", select="last")
+    last = tables.collect([tmp_path], tmp_path / "last", select="last")
     assert _row(last["table3"], "full")["accuracy_pct"] == pytest.approx(synth["accuracy_pct"] - 2.5)
 
 
@@ -245,18 +256,18 @@ def test_mismatched_targets_are_not_paired(tmp_path):
     metrics = json.loads((other / "metrics.json").read_text())
     metrics["best"]["val"].update(reference_scores(pred["target"], pred["pred"]))
     (other / "metrics.json").write_text(json.dumps(metrics))
-    row = _row(collect.collect([tmp_path], tmp_path / "tables")["table1"], "sc")
+    row = _row(tables.collect([tmp_path], tmp_path / "tables")["table1"], "sc")
     assert row["seeds"] == "1/1" and "targets differ" in row["notes"] and np.isnan(row["p_bootstrap"])
 
 
 def test_cli_defaults_and_empty_outputs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert collect.main(["--out", "tables"]) == 0  # nothing under ./outputs or ./multirun yet
+    assert cli.main(["--out", "tables"]) == 0  # nothing under ./outputs or ./multirun yet
     empty = pd.read_csv(tmp_path / "tables" / "table2.csv")
     assert len(empty) == 6 and (empty["notes"] == "no runs").all()
     write_run(tmp_path / "outputs", "baseline", 0)
     write_run(tmp_path / "multirun", "sc", 0)
-    assert collect.main(["--out", "tables", "--n-boot", "500"]) == 0
+    assert cli.main(["--out", "tables", "--n-boot", "500"]) == 0
     assert "2 runs (2 completed)" in capsys.readouterr().out
     t1 = pd.read_csv(tmp_path / "tables" / "table1.csv")
     assert t1.loc[t1["configuration"] == "sc", "paired_seeds"].item() == 1
@@ -264,12 +275,44 @@ def test_cli_defaults_and_empty_outputs(tmp_path, monkeypatch, capsys):
 
 def test_collector_imports_no_training_stack():
     code = (
-        "import sys, fer_ablation.collect, fer_ablation.figures, fer_ablation.stats; "
+        "import sys, fer_ablation.collect, fer_ablation.report.tables, fer_ablation.stats; "
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'wandb', 'torchvision'}); "
         "heavy += sorted(m for m in sys.modules if m.startswith(('fer_ablation.models', 'fer_ablation.training'))); "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_takes_the_ablation_file_by_name(tmp_path, capsys):
+    write_run(tmp_path / "runs", "baseline", 0)
+    assert cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "t"), "--ablation", "paper", "--n-boot", "50"]) == 0
+    assert "`experiments/paper.yaml`" in (tmp_path / "t" / "summary.md").read_text()
+    with pytest.raises(FileNotFoundError, match="nonexistent"):
+        cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "t"), "--ablation", "nonexistent"])
+    with pytest.raises(SystemExit):  # the old name is gone: one name for the tables file in every CLI
+        cli.main([str(tmp_path / "runs"), "--experiment", "paper"])
+    assert "--experiment" in capsys.readouterr().err
+
+
+def test_config_group_resolved_by_omegaconf():
+    cfg = OmegaConf.create({"data": {"name": "fer2013", "image_size": 64}, "group": "x-${data.name}-${data.image_size}px"})
+    assert config_group(cfg) == "x-fer2013-64px"
+    assert config_group(OmegaConf.create({"group": "${data.name}"})) is None  # no such key
+    assert config_group(OmegaConf.create({"group": "${not_registered_here:1}"})) is None
+    assert config_group(OmegaConf.create({"seed": 0})) is None and config_group(None) is None
+
+
+def test_committed_tables_regenerate_from_committed_runs(tmp_path):
+    """results/tables is what `make tables` writes from results/runs/demo (figures aside): a change to
+    the statistics or the writers that alters them fails here until the tables are regenerated."""
+    committed = ROOT / "results" / "tables"
+    tables.collect([ROOT / "results" / "runs" / "demo"], tmp_path)
+    for path in sorted(committed.glob("table*.*")):
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+    summary, figures = (committed / "summary.md").read_text().split("\n\n## Figures\n")
+    assert (tmp_path / "summary.md").read_text() == summary + "\n"
+    listed = re.findall(r"^- (\S+\.png)$", figures, flags=re.M)
+    assert listed and all((ROOT / p).is_file() for p in listed)
 
 
 @pytest.mark.slow  # starting the wandb service takes ~7 s
@@ -278,5 +321,5 @@ def test_wandb_tables_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_MODE", "offline")  # conftest disables W&B for the session
     write_run(tmp_path / "runs", "baseline", 0)
-    collect.collect([tmp_path / "runs"], tmp_path / "tables", use_wandb=True)
+    tables.collect([tmp_path / "runs"], tmp_path / "tables", use_wandb=True)
     assert list((tmp_path / "tables" / "wandb").glob("offline-run-*"))

@@ -1,11 +1,11 @@
-"""fer_ablation.figures: curves and confusion matrices drawn from fabricated run folders."""
+"""fer_ablation.report.figures: curves and confusion matrices drawn from fabricated run folders."""
 
 import numpy as np
 import pandas as pd
 from matplotlib.image import imread
 
-from fer_ablation import collect, figures
-from fer_ablation.collect import load_runs
+from fer_ablation.report import cli, figures
+from fer_ablation.report.runs import load_runs
 
 try:  # the run-folder fabricator lives beside this file
     from test_collect import PAPER, write_run
@@ -49,12 +49,22 @@ def test_confusion_counts_sum_over_seeds(tmp_path):
     assert (counts == expected).all() and counts.sum() == 80
 
 
-def test_cli_and_collect_hook(tmp_path, capsys):
+def test_collect_cli_draws_figures(tmp_path, capsys):
     write_run(tmp_path / "runs", "full", 0)  # curves of the full model alone: the baseline is missing
-    assert figures.main([str(tmp_path / "runs"), "--out", str(tmp_path / "fig")]) == 0
-    out = capsys.readouterr()
-    assert "wrote 2 files" in out.out and "no completed baseline run" in out.err
-    assert _is_png(tmp_path / "fig" / "curves_synthetic-48px.png")
-    collect.collect([tmp_path / "runs"], tmp_path / "tables", figures_dir=tmp_path / "fig2", n_boot=200)
-    assert _is_png(tmp_path / "fig2" / "confusion_synthetic-48px_full.png")
-    assert "curves_synthetic-48px.png" in (tmp_path / "tables" / "summary.md").read_text()
+    out = tmp_path / "fig"
+    assert cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "tables"), "--figures", str(out), "--n-boot", "200"]) == 0
+    assert "no completed baseline run" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["confusion_synthetic-48px_full.png", "curves_synthetic-48px.png"]
+    assert all(_is_png(p) for p in out.iterdir())
+    summary = (tmp_path / "tables" / "summary.md").read_text()
+    assert f"- {out / 'curves_synthetic-48px.png'}" in summary
+
+
+def test_unreadable_history_is_skipped_and_reported(tmp_path):
+    for s in (0, 1):
+        write_run(tmp_path / "runs", "baseline", s)
+    broken = write_run(tmp_path / "runs", "full", 0)
+    (broken / "history.csv").write_text("epoch,val_accuracy,val_loss\n0,not-a-number,1.0\n")
+    report = figures.make_figures(load_runs([tmp_path / "runs"], PAPER), tmp_path / "fig", PAPER)
+    assert (tmp_path / "fig" / "curves_synthetic-48px.png") in report.paths  # the baseline's curve is drawn
+    assert any(str(broken) in note and "history" in note for note in report.skipped)

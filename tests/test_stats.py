@@ -139,3 +139,15 @@ def test_macro_scores_match_reference():
     want = reference_scores(targets.tolist(), preds.tolist())
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-12), key
+
+
+@pytest.mark.parametrize("b,c", [(0, 3), (4, 11), (12, 12), (30, 17), (1, 60)])
+def test_mcnemar_is_the_doubled_binomial_tail(b, c):
+    # independent reference: exact binomial tail by math.comb
+    n = b + c
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
+    model = [0] * b + [1] * c
+    baseline = [1] * b + [0] * c
+    result = stats.mcnemar_exact(model, baseline)
+    assert (result.b, result.c) == (b, c)
+    assert result.p_value == pytest.approx(min(1.0, 2 * tail), rel=1e-12)

@@ -1,20 +1,16 @@
 """Figures from the run records: training curves (the paper's Fig. 6) and confusion matrices.
 
-    python -m fer_ablation.figures [RUN_DIRS...] [--out results/figures] [--experiment paper]
-
 * curves_<group>.png: validation accuracy and loss per epoch (history.csv) of the baseline and of
   the full model (configuration `full`: CA + SimAM + SC), mean over seeds with a min-max band.
 * confusion_<group>_<configuration>.png: confusion matrix of each configuration on the validation
   split (predictions.csv, counts summed over seeds), normalised by true class (rows sum to 100 %).
 
 <group> is the data group's label (its `group`, else `<data>_<size>px`), as in the tables.
-Only completed runs are drawn. Reads records only (matplotlib Agg, no torch).
+Only completed runs are drawn, from the records `fer_ablation.report.runs` read (matplotlib Agg, no torch).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fer_ablation import experiments  # noqa: E402
-from fer_ablation.collect import Run, completed_per_seed, data_groups, group_tag, group_title, load_runs  # noqa: E402
+from fer_ablation.report.grouping import completed_per_seed, data_groups, group_tag, group_title  # noqa: E402
+from fer_ablation.report.runs import Run  # noqa: E402
 
 FULL = "full"
 
@@ -39,11 +36,9 @@ class Figures:
 
 
 def _history(run: Run) -> pd.DataFrame | None:
-    try:
-        history = pd.read_csv(run.path / "history.csv")
-    except Exception:  # missing or malformed file: the curve is skipped and reported
-        return None
-    if not {"epoch", "val_accuracy", "val_loss"} <= set(history.columns):
+    """The run's history with the columns the curves need; None (skipped and reported) otherwise."""
+    history = run.history()
+    if history is None or not {"epoch", "val_accuracy", "val_loss"} <= set(history.columns):
         return None
     return history
 
@@ -140,20 +135,3 @@ def make_figures(runs: list[Run], out_dir, ablation: experiments.Ablation | None
                 report.paths.append(path)
     return report
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer_ablation.figures", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dirs", nargs="*", help="run folders or folders above them (default: ./outputs ./multirun)")
-    parser.add_argument("--out", default="results/figures")
-    parser.add_argument("--experiment", default="paper", help="experiments/<name>.yaml")
-    args = parser.parse_args(argv)
-    ablation = experiments.load(args.experiment)
-    report = make_figures(load_runs(args.run_dirs or None, ablation), args.out, ablation)
-    for note in report.skipped:
-        print(f"figures: skipped {note}", file=sys.stderr)
-    print(f"figures: wrote {len(report.paths)} files into {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,32 @@
+"""python -m fer_ablation.collect [RUN_DIRS...] [--out results/tables] [--ablation paper]
+                              [--select best|last] [--figures results/figures] [--wandb]
+
+Lay finished runs out as the paper's Tables 1-3, with the paper's numbers beside ours. Reads only
+the run folders' records and experiments/<ablation>.yaml -- no torch -- so it runs on a laptop.
+A RUN_DIR is a run folder or any folder above run folders (searched recursively for metrics.json);
+by default ./outputs and ./multirun. Writes table{1,2,3}.{md,csv,tex} and summary.md into --out,
+and with --figures the curves and confusion matrices into that folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fer_ablation.report.tables import SELECT, collect
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fer_ablation.collect", description=__doc__.split("\n\n")[1])
+    parser.add_argument("run_dirs", nargs="*", help="run folders or folders above them (default: ./outputs ./multirun)")
+    parser.add_argument("--out", default="results/tables")
+    parser.add_argument("--ablation", default="paper", help="experiments/<name>.yaml: the tables and the paper's numbers")
+    parser.add_argument("--select", choices=SELECT, default="best", help="which epoch's metrics")
+    parser.add_argument("--figures", default=None, help="also draw the figures into this folder")
+    parser.add_argument("--wandb", action="store_true", help="also log the tables to an offline W&B run")
+    parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default: %(default)s)")
+    args = parser.parse_args(argv)
+    frames = collect(args.run_dirs or None, args.out, args.ablation, args.select, args.figures, args.wandb, args.n_boot)
+    status = frames["runs"]["status"].value_counts().to_dict()
+    print(f"collect: {len(frames['runs'])} runs ({', '.join(f'{n} {s}' for s, n in sorted(status.items())) or 'none found'})")
+    print(f"collect: wrote {args.out}/table{{1,2,3}}.{{md,csv,tex}} and {args.out}/summary.md")
+    return 0

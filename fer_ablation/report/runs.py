@@ -1,0 +1,249 @@
+"""Run folders as the report sees them: records read through `fer_ablation.records`, checked, matched
+to a configuration of the ablation file.
+
+A run folder is any folder holding a metrics.json. Bad records never raise here: a half-written or
+malformed metrics.json, a completed run without a readable predictions.csv, etc. come back as a Run
+with status "unreadable" and the reason, and a completed run whose metrics.json is not recomputable
+from its predictions.csv with status "inconsistent".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError
+
+from fer_ablation import experiments, records, stats
+
+STATUSES = ("completed", "failed", "running")
+METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+# Re-scoring must reproduce metrics.json; float32 metric code differs from float64 by ~1e-7.
+RESCORE_TOL = 1e-5
+DEFAULT_SEARCH = ("outputs", "multirun")
+
+
+@dataclass
+class Run:
+    """One run folder as read from disk.
+
+    status: completed | failed | running (as metrics.json says), or
+            unreadable (records missing, half-written or malformed) |
+            inconsistent (metrics.json not recomputable from predictions.csv).
+    Only `completed` runs enter the statistics; every other run is reported with its reason.
+    """
+
+    path: Path
+    status: str
+    reason: str | None = None
+    metrics: dict = field(default_factory=dict)
+    predictions: pd.DataFrame | None = None
+    overrides: list[str] = field(default_factory=list)
+    config: DictConfig | None = None  # .hydra/config.yaml, unresolved
+    group: str | None = None  # the run's group label (cfg.group), when it has one
+    configuration: str | None = None  # resolved against the ablation file
+    unmatched: str | None = None  # why no configuration of the ablation file matches
+
+    @property
+    def data(self):
+        return self.metrics.get("data")
+
+    @property
+    def image_size(self):
+        return self.metrics.get("image_size")
+
+    @property
+    def seed(self):
+        return self.metrics.get("seed")
+
+    @property
+    def group_key(self) -> tuple | None:
+        if self.data is None or self.image_size is None:
+            return None
+        return (self.group or "", str(self.data), int(self.image_size))
+
+    @property
+    def classes(self) -> list[str]:
+        classes = self.metrics.get("classes")
+        if classes:
+            return list(classes)
+        if self.predictions is not None:
+            return [c[len("prob_"):] for c in self.predictions.columns if c.startswith("prob_")]
+        return []
+
+    def scores(self, split: str = "val", select: str = "best") -> dict | None:
+        block = self.metrics.get(select)
+        return block.get(split) if isinstance(block, dict) else None
+
+    def split_predictions(self, split: str = "val") -> pd.DataFrame:
+        p = self.predictions
+        return p[p["split"] == split] if p is not None else pd.DataFrame()
+
+    def history(self) -> pd.DataFrame | None:
+        """history.csv, one row per epoch; None when absent or unreadable."""
+        try:
+            rows = records.read_history(self.path)
+        except (OSError, ValueError):
+            return None
+        return pd.DataFrame(rows) if rows else None
+
+    def describe(self) -> str:
+        bits = [f"{self.path}"]
+        if self.configuration or self.metrics.get("attention"):
+            bits.append(f"configuration={self.configuration or '?'}")
+        if self.seed is not None:
+            bits.append(f"seed={self.seed}")
+        if self.overrides:
+            bits.append("overrides: " + " ".join(self.overrides))
+        return ", ".join(bits)
+
+
+def find_run_dirs(paths=None) -> list[Path]:
+    """Run folders under `paths` (default ./outputs and ./multirun): every folder holding a metrics.json."""
+    found: set[Path] = set()
+    for p in [Path(p) for p in (paths or DEFAULT_SEARCH)]:
+        if (p / records.METRICS).is_file():
+            found.add(p)
+        elif p.is_dir():
+            found.update(m.parent for m in p.rglob(records.METRICS))
+        elif paths:
+            print(f"report: {p} does not exist, skipped", file=sys.stderr)
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=8)
+def load_ablation(name: str) -> experiments.Ablation:
+    return experiments.load(name)
+
+
+def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | None:
+    """Read one run folder; None when it holds no metrics.json (not a run).
+
+    `ablation` (default: experiments/paper.yaml) names the configuration the run belongs to.
+    """
+    path = Path(run_dir)
+    if not (path / records.METRICS).is_file():
+        return None
+    run = Run(path=path, status="unreadable")
+    try:
+        run.overrides = records.read_overrides(path)
+    except records.RecordError:
+        run.overrides = []
+    try:
+        run.config = records.read_config(path)
+    except records.RecordError:
+        run.config = None
+    try:
+        metrics = records.read_metrics(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        run.reason = f"metrics.json unreadable (half-written?): {e}"
+        return run
+    if not isinstance(metrics, dict):
+        run.reason = "metrics.json is not a JSON object"
+        return run
+    run.metrics = metrics
+    run.group = metrics.get("group") or config_group(run.config)
+    status = metrics.get("status")
+    if status not in STATUSES:
+        run.reason = f"metrics.json status {status!r}, expected one of {STATUSES}"
+        return run
+    missing = [k for k in ("data", "image_size", "seed") if metrics.get(k) is None]
+    if missing:
+        run.reason = f"metrics.json lacks {', '.join(missing)}"
+        return run
+    run.configuration, run.unmatched = resolve_configuration(metrics, ablation or load_ablation("paper"))
+    run.status = status
+    if status == "failed":
+        run.reason = str(metrics.get("error") or "no error recorded")
+    if status != "completed":
+        return run
+    run.status = "unreadable"
+    best = metrics.get("best")
+    if not isinstance(best, dict) or not isinstance(best.get("val"), dict):
+        run.reason = "metrics.json has no best.val metrics"
+        return run
+    absent = [k for k in METRICS if not isinstance(best["val"].get(k), (int, float))]
+    if absent:
+        run.reason = f"metrics.json best.val lacks {', '.join(absent)}"
+        return run
+    try:
+        pred = records.read_predictions_frame(path)
+    except (FileNotFoundError, records.RecordError) as e:
+        run.reason = str(e)
+        return run
+    if not (pred["split"] == "val").any():
+        run.reason = "predictions.csv has no val rows"
+        return run
+    run.predictions = pred
+    run.reason = rescoring_mismatch(run)
+    run.status = "inconsistent" if run.reason else "completed"
+    return run
+
+
+def load_runs(paths=None, ablation: experiments.Ablation | None = None) -> list[Run]:
+    return [r for r in (load_run(p, ablation) for p in find_run_dirs(paths)) if r is not None]
+
+
+def config_group(cfg: DictConfig | None) -> str | None:
+    """cfg.group with its interpolations resolved by OmegaConf; None when absent or not resolvable
+    outside the run (an interpolation to a missing key, or a resolver that is not registered here)."""
+    if cfg is None:
+        return None
+    try:
+        group = cfg.get("group")
+    except InterpolationResolutionError:
+        return None
+    return None if group is None else str(group)
+
+
+def resolve_configuration(metrics: dict, ablation: experiments.Ablation) -> tuple[str | None, str | None]:
+    """(configuration name, None) or (None, why the run matches no configuration)."""
+    attention, stem = metrics.get("attention"), metrics.get("stem")
+    name = metrics.get("configuration")
+    if name in ablation.configurations:
+        conf = ablation.configurations[name]
+        if attention is not None and stem is not None and (
+            experiments.canonical_attention(attention), stem
+        ) != (experiments.canonical_attention(conf["attention"]), conf["stem"]):
+            return None, (
+                f"metrics.json names configuration {name!r} but its model is attention={attention}, "
+                f"stem={stem}; the experiment file says attention={conf['attention']}, stem={conf['stem']}"
+            )
+        return name, None
+    if metrics.get("placement"):
+        return None, f"placement overrides {metrics['placement']} (the tables use default placements)"
+    if attention is None or stem is None:
+        return None, "metrics.json names neither a configuration nor attention and stem"
+    found = ablation.configuration_of(attention, stem)
+    return (found, None) if found else (None, f"attention={attention}, stem={stem} is not in the experiment file")
+
+
+def rescoring_mismatch(run: Run) -> str | None:
+    """None when predictions.csv reproduces metrics.json["best"] (val, and test when both have it)."""
+    num_classes = int(run.metrics.get("num_classes") or len(run.classes) or 7)
+    problems = []
+    for split in ("val", "test"):
+        saved = run.scores(split, "best")
+        rows = run.split_predictions(split)
+        if saved is None or rows.empty:
+            if split == "test" and (saved is None) != rows.empty:
+                problems.append(f"test split in {'metrics.json' if saved else 'predictions.csv'} only")
+            continue
+        labels = rows[["target", "pred"]]
+        if labels.max().max() >= num_classes or labels.min().min() < 0:
+            problems.append(f"{split} target/pred outside 0..{num_classes - 1}")
+            continue
+        recomputed = stats.macro_scores(rows["target"], rows["pred"], num_classes)
+        if saved.get("n") is not None and int(saved["n"]) != recomputed["n"]:
+            problems.append(f"{split} n={saved['n']} in metrics.json, {recomputed['n']} rows in predictions.csv")
+        for key in METRICS:
+            if key in saved and abs(float(saved[key]) - recomputed[key]) > RESCORE_TOL:
+                problems.append(
+                    f"{split} {key} {float(saved[key]):.6f} in metrics.json, {recomputed[key]:.6f} from predictions.csv"
+                )
+    return "; ".join(problems) if problems else None

@@ -1,0 +1,190 @@
+"""The numbers of each table row: means over seeds, confidence intervals and paired tests against
+the baseline, computed with `fer_ablation.stats` from the runs of one cell.
+
+A table frame has one row per (data group, paper row); metrics are in percent, and the paper's
+reported numbers stand beside ours in `paper_*_pct` columns.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fer_ablation import experiments, stats
+from fer_ablation.report.grouping import Cell, data_groups, make_cell, seed_key
+from fer_ablation.report.runs import METRICS, Run
+
+SHORT = {"accuracy": "accuracy", "precision_macro": "precision", "recall_macro": "recall", "f1_macro": "f1"}
+
+
+def format_p(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _correct_matrix(runs_by_seed: dict, seeds: list, indices: np.ndarray) -> np.ndarray:
+    rows = []
+    for seed in seeds:
+        val = runs_by_seed[seed].split_predictions("val").set_index("index").loc[indices]
+        rows.append((val["pred"].to_numpy() == val["target"].to_numpy()))
+    return np.array(rows, dtype=bool)
+
+
+def paired_tests(model: dict, baseline: dict, n_boot: int = 10_000) -> dict:
+    """Paired tests of a configuration's completed runs against the baseline's in one data group.
+
+    Seeds are paired by seed number; samples are matched by (split="val", index) over the samples
+    every paired run has, and their targets must agree. Returns the bootstrap result and the
+    per-seed McNemar tests, or a `problem` string when no pairing is possible.
+    """
+    seeds = sorted(set(model) & set(baseline), key=seed_key)
+    if not seeds:
+        return {"problem": "no seed in common with the baseline"}
+    frames = [r.split_predictions("val").set_index("index")["target"] for s in seeds for r in (model[s], baseline[s])]
+    common = functools.reduce(lambda a, b: a.intersection(b), (f.index for f in frames))
+    if len(common) == 0:
+        return {"problem": "no validation sample in common with the baseline"}
+    common = np.sort(common.to_numpy())
+    reference = frames[0].loc[common].to_numpy()
+    for f in frames[1:]:
+        differs = np.flatnonzero(f.loc[common].to_numpy() != reference)
+        if differs.size:
+            return {"problem": f"targets differ from the baseline's at val index {common[differs[0]]} (different splits?)"}
+    m = _correct_matrix(model, seeds, common)
+    b = _correct_matrix(baseline, seeds, common)
+    largest = max(len(f) for f in frames)
+    return {
+        "bootstrap": stats.paired_bootstrap(m, b, n_boot=n_boot),
+        "mcnemar": {s: stats.mcnemar_exact(m[i], b[i]) for i, s in enumerate(seeds)},
+        "seeds": seeds,
+        "samples": len(common),
+        "problem": None if len(common) == largest else f"paired on the {len(common)} of {largest} samples all runs share",
+    }
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """What one table row summarises: a paper row, its cell and the baseline's cell in one data group."""
+
+    table: experiments.Table
+    row: experiments.Row
+    cell: Cell
+    baseline_cell: Cell
+    is_baseline: bool
+    n_expected: int  # seeds seen in the data group
+    group_key: tuple
+
+
+def _seed_scores(out: dict, runs: list[Run], select: str) -> None:
+    val = [r.scores("val", select) or {} for r in runs]
+    for metric in METRICS:
+        mean, std = stats.mean_std([v[metric] for v in val if metric in v])
+        out[f"{SHORT[metric]}_pct"] = 100 * mean
+        out[f"{SHORT[metric]}_std_pct"] = 100 * std
+    accuracies = [v["accuracy"] for v in val if "accuracy" in v]
+    n_samples = (val[0].get("n") or len(runs[0].split_predictions("val"))) if len(val) == 1 else None
+    ci = stats.accuracy_ci(accuracies, n_samples)
+    out.update(accuracy_ci_low_pct=100 * ci.low, accuracy_ci_high_pct=100 * ci.high, accuracy_ci_method=ci.method)
+    test = [r.scores("test", select)["accuracy"] for r in runs if r.scores("test", select)]
+    mean, std = stats.mean_std(test)
+    out.update(test_accuracy_pct=100 * mean, test_accuracy_std_pct=100 * std, test_n_seeds=len(test))
+
+
+def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int) -> None:
+    out.update(
+        delta_accuracy_pp=math.nan, delta_ci_low_pp=math.nan, delta_ci_high_pp=math.nan,
+        p_bootstrap=math.nan, significant=None, paired_seeds=0, paired_samples=0, mcnemar="",
+    )
+    out["is_baseline"] = spec.is_baseline
+    if spec.is_baseline or not spec.cell.completed:
+        return
+    if not spec.baseline_cell.completed:
+        notes.append("no completed baseline run to compare with")
+        return
+    result = paired_tests(spec.cell.completed, spec.baseline_cell.completed, n_boot)
+    if "bootstrap" in result:
+        boot = result["bootstrap"]
+        out.update(
+            delta_accuracy_pp=100 * boot.delta, delta_ci_low_pp=100 * boot.low, delta_ci_high_pp=100 * boot.high,
+            p_bootstrap=boot.p_value, significant=boot.significant,
+            paired_seeds=boot.n_seeds, paired_samples=boot.n_samples,
+            mcnemar="; ".join(
+                f"seed {s}: b={t.b} c={t.c} p{'' if t.p_value < 0.001 else '='}{format_p(t.p_value)}"
+                for s, t in result["mcnemar"].items()
+            ),
+        )
+        unpaired = sorted(set(spec.cell.completed) - set(result["seeds"]), key=seed_key)
+        if unpaired:
+            notes.append("not paired (no baseline run): seed " + ", ".join(map(str, unpaired)))
+    if result.get("problem"):
+        notes.append(f"paired test: {result['problem']}")
+
+
+def table_row(spec: RowSpec, select: str = "best", n_boot: int = 10_000) -> dict:
+    """One row of a table frame (see the module docstring)."""
+    runs = spec.cell.runs
+    out = {
+        "group": spec.group_key[0],
+        "data": spec.group_key[1],
+        "image_size": spec.group_key[2],
+        "table": spec.table.name,
+        "label": spec.row.label,
+        "configuration": spec.row.configuration,
+        "n_completed": len(runs),
+        "n_expected": spec.n_expected,
+        "seeds": f"{len(runs)}/{spec.n_expected}",
+    }
+    _seed_scores(out, runs, select)
+    for metric in METRICS:
+        reported = spec.row.reported.get(SHORT[metric])
+        out[f"paper_{SHORT[metric]}_pct"] = math.nan if reported is None else float(reported)
+    notes = list(spec.cell.notes)
+    _paired_columns(out, notes, spec, n_boot)
+    firsts = {k: next((r.metrics[k] for r in runs if isinstance(r.metrics.get(k), (int, float))), None)
+              for k in ("params", "macs")}
+    out["params_m"] = firsts["params"] / 1e6 if firsts["params"] is not None else math.nan
+    out["macs_g"] = firsts["macs"] / 1e9 if firsts["macs"] is not None else math.nan
+    speeds = [r.metrics["train_images_per_s"] for r in runs if isinstance(r.metrics.get("train_images_per_s"), (int, float))]
+    out["train_images_per_s"] = float(np.mean(speeds)) if speeds else math.nan
+    out["notes"] = "; ".join(notes)
+    return out
+
+
+def build_tables(runs: list[Run], ablation: experiments.Ablation, select: str = "best", n_boot: int = 10_000) -> dict:
+    """{table name: DataFrame} with one row per (data group, paper row); metrics in percent."""
+    rows = {t.name: [] for t in ablation.tables}
+    for key in data_groups(runs):
+        group = [r for r in runs if r.group_key == key]
+        seeds_seen = {r.seed for r in group if r.configuration in ablation.configurations}
+        cells = {c: make_cell([r for r in group if r.configuration == c], seeds_seen) for c in ablation.configurations}
+        for table in ablation.tables:
+            for row in table.rows:
+                spec = RowSpec(
+                    table=table, row=row, cell=cells[row.configuration], baseline_cell=cells[ablation.baseline],
+                    is_baseline=row.configuration == ablation.baseline, n_expected=len(seeds_seen), group_key=key,
+                )
+                rows[table.name].append(table_row(spec, select, n_boot))
+    return {name: pd.DataFrame(r) for name, r in rows.items()}
+
+
+def runs_frame(runs: list[Run], select: str = "best") -> pd.DataFrame:
+    """Every run folder read, one row each, with its status and why it is not in the statistics."""
+    rows = []
+    for r in runs:
+        val = r.scores("val", select) or {}
+        rows.append({
+            "path": str(r.path), "status": r.status, "reason": r.reason, "group": r.group, "data": r.data,
+            "image_size": r.image_size, "configuration": r.configuration, "unmatched": r.unmatched, "seed": r.seed,
+            "attention": r.metrics.get("attention"), "stem": r.metrics.get("stem"),
+            "accuracy_pct": 100 * val["accuracy"] if "accuracy" in val else math.nan,
+            "overrides": " ".join(r.overrides),
+        })
+    return pd.DataFrame(rows, columns=[
+        "path", "status", "reason", "group", "data", "image_size", "configuration", "unmatched", "seed",
+        "attention", "stem", "accuracy_pct", "overrides",
+    ])
