@@ -13,8 +13,9 @@ The target layer is the last Bottleneck of layer4 (its output, after the residua
 attention module placed after layer4 (e.g. SimAM at ``last``) is on the path from it to the logits. The
 class is the image's true class (``--target true``) or the run's prediction (``--target pred``).
 
-Each run is loaded from ``checkpoints/best.ckpt`` (``hyper_parameters`` hold ``model_spec`` and
-``classes``) and its data from ``.hydra/config.yaml``; every run must see the same validation images. The
+Each run folder is read by the report's reader (``fer_ablation.report.runs.load_run``: metrics.json and
+``.hydra/config.yaml``, whose data group is drawn) and its model restored from ``checkpoints/best.ckpt``
+with ``FERModule.load_from_checkpoint``; every run must see the same validation images. The
 images are the first ``n`` of each chosen class in the validation split, so every run and every call
 draws the same ones. Rows = images; columns = the image, then one overlay per run titled attention / stem.
 Only probe images belong in committed figures: data other than the synthetic probe cannot be written
@@ -41,30 +42,43 @@ from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 from fer_ablation.data import build_datamodule  # noqa: E402
-from fer_ablation.data.datamodule import resolve_data_config  # noqa: E402
 from fer_ablation.data.labels import canonical_class  # noqa: E402
 from fer_ablation.lit_module import FERModule  # noqa: E402
+from fer_ablation.report.grouping import group_tag  # noqa: E402
+from fer_ablation.report.runs import Run, load_run  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COMMITTED_RESULTS = PROJECT_ROOT / "results"
 DEFAULT_CLASSES = ("happiness", "sadness")
 
 
+# Data keys that change how images are loaded, not which images there are.
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "in_memory", "cache_dir", "augment")
+
+
 @dataclass
-class Run:
-    path: Path
+class Explained:
+    """A run folder as the report reads it, with its best model restored (eval mode, CPU)."""
+
+    run: Run
     module: FERModule
-    data_cfg: DictConfig
-    group: str
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def data_cfg(self) -> DictConfig:
+        return self.run.config.data
 
     @property
     def label(self) -> str:
         spec = self.module.hparams.model_spec
         return f"{spec['attention']} / {spec['stem']}"
 
-    @property
-    def in_chans(self) -> int:
-        return int(self.module.hparams.model_spec.get("in_chans", 3))
+
+def in_chans(module: FERModule) -> int:
+    return int(module.hparams.model_spec.get("in_chans", 3))
 
 
 @dataclass
@@ -76,21 +90,20 @@ class GradCAMFigure:
     predictions: dict[str, list[int]]
 
 
-def load_run(run_dir: Path | str) -> Run:
-    """The run's best model (eval mode, CPU) and its data config."""
+def load(run_dir: Path | str) -> Explained:
+    """The run's records (through the report's reader) and its best checkpoint's model."""
     run_dir = Path(run_dir)
     checkpoint = run_dir / "checkpoints" / "best.ckpt"
-    config = run_dir / ".hydra" / "config.yaml"
-    for path in (checkpoint, config):
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir} is not a finished run folder: {path} is missing")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    hp = state["hyper_parameters"]
-    module = FERModule(model_spec=hp["model_spec"], classes=hp["classes"])
-    module.load_state_dict(state["state_dict"])
-    module.eval()
-    cfg = OmegaConf.load(config)
-    return Run(run_dir, module, cfg.data, str(cfg.get("group") or f"{cfg.data.name}-{cfg.data.image_size}px"))
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a finished run folder: {checkpoint} is missing")
+    run = load_run(run_dir)
+    if run is None or run.group_key is None:
+        why = run.reason if run else "no metrics.json"
+        raise FileNotFoundError(f"{run_dir}: expected a metrics.json naming data and image_size ({why})")
+    if run.config is None:
+        raise FileNotFoundError(f"{run_dir}: expected a readable .hydra/config.yaml (the run's data config)")
+    module = FERModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    return Explained(run, module.eval())
 
 
 def select_images(targets: torch.Tensor, classes: list[int], n: int) -> list[int]:
@@ -120,12 +133,15 @@ def _target_layer(model: torch.nn.Module, layer: str | None) -> torch.nn.Module:
     return model.get_submodule(layer or f"layer4.{len(model.layer4) - 1}")
 
 
-def compute_cams(run: Run, images: torch.Tensor, targets: list[int], *, layer: str | None = None,
-                 target: str = "true") -> tuple[np.ndarray, list[int]]:
-    """Grad-CAM maps float32 [N, S, S] in [0, 1] of uint8 `images` for one run, and its predictions."""
-    dm = build_datamodule(run.data_cfg, in_chans=run.in_chans)
+def compute_cams(module: FERModule, data_cfg: DictConfig, images: torch.Tensor, targets: list[int], *,
+                 layer: str | None = None, target: str = "true") -> tuple[np.ndarray, list[int]]:
+    """Grad-CAM maps float32 [N, S, S] in [0, 1] of uint8 `images` for one model, and its predictions.
+
+    `data_cfg` is the run's data config: the images go through its evaluation transform.
+    """
+    dm = build_datamodule(data_cfg, in_chans=in_chans(module))
     x, _, _ = dm.device_transform((images, torch.tensor(targets), torch.arange(len(images))), train=False)
-    model = run.module.model
+    model = module.model
     with torch.no_grad():
         predictions = model(x).argmax(1).tolist()
     classes = targets if target == "true" else predictions
@@ -134,12 +150,10 @@ def compute_cams(run: Run, images: torch.Tensor, targets: list[int], *, layer: s
     return np.asarray(maps, dtype=np.float32), predictions
 
 
-def _same_images(runs: list[Run]) -> None:
-    def data_key(run: Run) -> str:
-        cfg = resolve_data_config(run.data_cfg)
-        for key in ("batch_size", "eval_batch_size", "num_workers", "in_memory", "cache_dir", "augment"):
-            cfg.pop(key, None)
-        return json.dumps(cfg, sort_keys=True, default=str)
+def _same_images(runs: list[Explained]) -> None:
+    def data_key(run: Explained) -> str:
+        cfg = OmegaConf.to_container(run.data_cfg, resolve=False)
+        return json.dumps({k: v for k, v in cfg.items() if k not in LOADER_KEYS}, sort_keys=True, default=str)
 
     first = data_key(runs[0])
     for run in runs[1:]:
@@ -153,7 +167,7 @@ def draw(run_dirs: list[Path | str], *, classes=DEFAULT_CLASSES, n: int = 4, out
     """Compute the runs' Grad-CAM maps on the chosen validation images and write the figure."""
     if target not in ("true", "pred"):
         raise ValueError(f"target must be 'true' or 'pred', got {target!r}")
-    runs = [load_run(p) for p in run_dirs]
+    runs = [load(p) for p in run_dirs]
     if not runs:
         raise ValueError("no run folder given")
     _same_images(runs)
@@ -161,11 +175,12 @@ def draw(run_dirs: list[Path | str], *, classes=DEFAULT_CLASSES, n: int = 4, out
     wanted = [names.index(canonical_class(c)) for c in classes]
 
     data_cfg = runs[0].data_cfg
-    out = Path(out) if out else COMMITTED_RESULTS / "figures" / f"gradcam_{runs[0].group}.png"
+    group = group_tag(runs[0].run.group_key)
+    out = Path(out) if out else COMMITTED_RESULTS / "figures" / f"gradcam_{group}.png"
     if data_cfg.name != "synthetic" and out.resolve().is_relative_to(COMMITTED_RESULTS):
         raise ValueError(f"{data_cfg.name} images must not go into committed figures under {COMMITTED_RESULTS}: "
                          "pass --out outside the repository")
-    dm = build_datamodule(data_cfg, in_chans=runs[0].in_chans)
+    dm = build_datamodule(data_cfg, in_chans=in_chans(runs[0].module))
     dm.setup("validate")
     indices = select_images(dm.split_targets("val"), wanted, n)
     targets = dm.split_targets("val")[indices].tolist()
@@ -173,8 +188,8 @@ def draw(run_dirs: list[Path | str], *, classes=DEFAULT_CLASSES, n: int = 4, out
 
     cams, predictions = {}, {}
     for run in runs:
-        cams[str(run.path)], predictions[str(run.path)] = compute_cams(run, images, targets, layer=layer,
-                                                                       target=target)
+        cams[str(run.path)], predictions[str(run.path)] = compute_cams(
+            run.module, run.data_cfg, images, targets, layer=layer, target=target)
 
     rows, cols = len(indices), 1 + len(runs)
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows), squeeze=False)
@@ -195,7 +210,7 @@ def draw(run_dirs: list[Path | str], *, classes=DEFAULT_CLASSES, n: int = 4, out
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"Grad-CAM ({target} class), {runs[0].group}", fontsize=9)
+    fig.suptitle(f"Grad-CAM ({target} class), {group}", fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -64,6 +62,24 @@ def test_cli_reports_a_missing_run(tmp_path, capsys):
     assert "best.ckpt" in capsys.readouterr().err
 
 
+def test_run_read_by_the_report_and_restored_from_its_checkpoint(run_dirs, tmp_path, capsys):
+    explained = gradcam.load(run_dirs[1])
+    assert explained.run.status == "completed" and explained.run.configuration == "full"
+    assert explained.run.group == "smoke-synthetic-48px"
+    assert explained.label == "ca+simam / sc" and not explained.module.training
+    # the restored weights are the checkpoint's
+    state = torch.load(run_dirs[1] / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    for name, value in explained.module.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    copy = tmp_path / "no-config"
+    copy.mkdir()
+    (copy / "checkpoints").mkdir()
+    (copy / "checkpoints" / "best.ckpt").write_bytes((run_dirs[1] / "checkpoints" / "best.ckpt").read_bytes())
+    (copy / "metrics.json").write_bytes((run_dirs[1] / "metrics.json").read_bytes())
+    assert gradcam.main([str(copy), "--out", str(tmp_path / "x.png")]) == 2
+    assert ".hydra/config.yaml" in capsys.readouterr().err
+
+
 EVERY_ATTENTION = [
     *[pytest.param(a, stem, {}, id=f"{a}-{stem}") for a, stem in zip(
         ("ca", "simam", "bam", "eca", "acmix", "coordatt", "se", "cbam"), ("sc", "stride2") * 4)],
@@ -75,10 +91,8 @@ EVERY_ATTENTION = [
 @pytest.mark.parametrize("attention, stem, placement", EVERY_ATTENTION)
 def test_every_attention_gives_finite_maps(attention, stem, placement):
     module = FERModule(model_spec={"attention": attention, "stem": stem, "placement": placement}, classes=CLASSES)
-    run = gradcam.Run(path=Path(attention), module=module.eval(), data_cfg=OmegaConf.create({"name": "synthetic"}),
-                      group="test")
     images = torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    cams, predictions = gradcam.compute_cams(run, images, [3, 4])
+    cams, predictions = gradcam.compute_cams(module.eval(), OmegaConf.create({"name": "synthetic"}), images, [3, 4])
     assert cams.shape == (2, 48, 48) and np.isfinite(cams).all()
     assert cams.min() >= 0.0 and cams.max() <= 1.0
     assert len(predictions) == 2
