@@ -1,6 +1,7 @@
 """fer_ablation.report (python -m fer_ablation.collect) on fabricated run folders: full, partial, broken and
 multi-data sweeps; and the committed tables regenerated from the committed demo runs."""
 
+import ast
 import json
 import re
 import subprocess
@@ -323,3 +324,17 @@ def test_wandb_tables_offline(tmp_path, monkeypatch):
     write_run(tmp_path / "runs", "baseline", 0)
     tables.collect([tmp_path / "runs"], tmp_path / "tables", use_wandb=True)
     assert list((tmp_path / "tables" / "wandb").glob("offline-run-*"))
+
+
+READERS = {"read_csv", "read_json", "safe_load", "load", "loads", "read_text", "DictReader"}
+
+
+@pytest.mark.parametrize("module", sorted(
+    [*(ROOT / "fer_ablation" / "report").glob("*.py"), ROOT / "fer_ablation" / "gradcam.py"], key=str),
+    ids=lambda p: p.name)
+def test_run_files_are_parsed_by_records_only(module):
+    """The report and gradcam read metrics.json, predictions.csv, history.csv and .hydra/ through records."""
+    calls = [node.func for node in ast.walk(ast.parse(module.read_text())) if isinstance(node, ast.Call)]
+    parsing = sorted({f"{ast.unparse(f.value)}.{f.attr}" for f in calls
+                      if isinstance(f, ast.Attribute) and f.attr in READERS and ast.unparse(f.value) != "experiments"})
+    assert parsing == [], f"{module.name} parses files itself: {parsing}"

@@ -72,8 +72,7 @@ class Cell:
     """The runs of one configuration in one data group, one chosen per seed."""
 
     completed: dict = field(default_factory=dict)  # seed -> Run
-    other: list = field(default_factory=list)  # failed / running / inconsistent runs, and unused duplicates
-    notes: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # why a seed is missing, failed, running or replaced
 
     @property
     def runs(self) -> list[Run]:
@@ -95,7 +94,6 @@ def make_cell(runs: list[Run], seeds_seen: set) -> Cell:
                 cell.notes.append(f"seed {seed}: {len(done)} completed runs, used the newest ({done[0].path})")
             continue
         for run in by_seed[seed]:
-            cell.other.append(run)
             if run.status == "failed":
                 cell.notes.append(f"failed: seed {seed}: {run.reason}")
             elif run.status == "running":
