@@ -16,7 +16,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from fer_ablation import experiments, stats
-from fer_ablation.report import cli, tables
+from fer_ablation.report import cli, render, tables
 from fer_ablation.report.runs import config_group, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,8 +112,9 @@ def write_sweep(root, seeds=(0, 1, 2), **kwargs):
 
 
 def _md_rows(md, n_cells):
-    """The first n_cells cells of every Markdown table row, stripped of padding."""
-    return [[c.strip() for c in line.split("|")[1:n_cells + 1]] for line in md.splitlines() if line.startswith("|")]
+    """The first n_cells cells of every Markdown table row, stripped of padding (an escaped \\| stays in its cell)."""
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:n_cells + 1]]
+            for line in md.splitlines() if line.startswith("|")]
 
 
 def _row(df, configuration, data="synthetic"):
@@ -338,3 +339,15 @@ def test_run_files_are_parsed_by_records_only(module):
     parsing = sorted({f"{ast.unparse(f.value)}.{f.attr}" for f in calls
                       if isinstance(f, ast.Attribute) and f.attr in READERS and ast.unparse(f.value) != "experiments"})
     assert parsing == [], f"{module.name} parses files itself: {parsing}"
+
+
+def test_writers_escape_and_keep_cells_as_written():
+    shown = pd.DataFrame({"Model": ["A_B", "x|y"], "Δ Acc (pp)": ["+0.50", "—"], "Acc %": ["60.10 ± 2.00", "75.40"],
+                          "Notes": ["", "50% & more"]})
+    md = render.markdown(shown)
+    assert _md_rows(md, 3)[2:] == [["A_B", "+0.50", "60.10 ± 2.00"], ["x\\|y", "—", "75.40"]]  # no number parsing
+    tex = render.latex(shown, "T_1")
+    assert r"\caption{T\_1}" in tex and r"\begin{tabular}{lrr}" in tex
+    assert r"A\_B & +0.50 & 60.10 $\pm$ 2.00 \\" in tex and r"x|y & -- & 75.40 \\" in tex
+    assert r"Model & $\Delta$ Acc (pp) & Acc \% \\" in tex
+    assert r"\footnotesize x|y: 50\% \& more" in tex and tex.endswith(r"\end{table}")
