@@ -208,6 +208,64 @@ def test_unknown_class_folder_error_and_ignore(tmp_path):
     assert sorted(dm.split_targets("train").tolist() + dm.split_targets("val").tolist()) == [0, 0, 3, 3]
 
 
+def test_listing_warnings_nested_merged_and_ignored(tmp_path):
+    make_class_folders(tmp_path / "train", {"angry": 4, "happy": 3, "happiness": 2})
+    make_class_folders(tmp_path / "val", {"angry": 2, "happy": 2})
+    write_image(tmp_path / "train" / "angry" / "rejected" / "a.png")
+    write_image(tmp_path / "train" / "angry" / "rejected" / "deeper" / "b.png")
+    write_image(tmp_path / "val" / "happy" / "more" / "c.png")
+    for name in ("notes.txt", "face.heic", "img_000.png.bak"):
+        (tmp_path / "train" / "happy" / name).write_text("x")
+    (tmp_path / "val" / "angry" / "list.csv").write_text("x")
+    (tmp_path / "val" / "angry" / ".DS_Store").write_text("x")  # hidden files are not reported
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        s = imagefolder_samples(tmp_path)
+    messages = [str(w.message) for w in record]
+    nested = [m for m in messages if "subfolders" in m]
+    merged = [m for m in messages if "merged" in m]
+    ignored = [m for m in messages if "extension" in m]
+    assert len(nested) == len(merged) == len(ignored) == 1 and len(messages) == 3, messages
+    assert "3 image(s)" in nested[0] and str(Path("rejected") / "deeper" / "b.png") in nested[0]
+    assert "happiness" in merged[0] and "'happy'" in merged[0] and str(tmp_path / "train") in merged[0]
+    assert "4 file(s)" in ignored[0] and "notes.txt" in ignored[0] and ".heic" in ignored[0]
+    assert s.listing_warnings == {"nested_files": 3, "merged_alias_folders": 1, "ignored_extensions": 4,
+                                  "non_utf8_names": 0}
+    # nested files keep their class folder's label; merged folders are one class
+    assert sorted(s.splits["train"].targets) == [0] * 6 + [3] * 5 and sorted(s.splits["val"].targets) == [0, 0, 3, 3, 3]
+
+    dm = build_datamodule(cfg(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dm.setup("fit")
+    assert dm.describe()["listing_warnings"] == s.listing_warnings
+
+
+def test_fer2013_folders_report_listing_warnings(tmp_path):
+    for name in ("angry", "happy", "Happy"):
+        write_image(tmp_path / "train" / name / "Training_1.jpg")
+        write_image(tmp_path / "test" / name / "PublicTest_1.jpg")
+    (tmp_path / "train" / "angry" / "Training_2.jpg.part").write_text("x")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        s = fer2013_samples(tmp_path)
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2, messages
+    assert any("2 class(es) merged" in m and "'Happy', 'happy'" in m for m in messages)
+    assert any("1 file(s)" in m and "Training_2.jpg.part" in m for m in messages)
+    assert s.listing_warnings == {"nested_files": 0, "merged_alias_folders": 2, "ignored_extensions": 1,
+                                  "non_utf8_names": 0}
+
+
+def test_clean_folder_gives_no_listing_warning(tmp_path):
+    make_class_folders(tmp_path, {"angry": 3, "happy": 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = imagefolder_samples(tmp_path)
+    assert s.listing_warnings == {"nested_files": 0, "merged_alias_folders": 0, "ignored_extensions": 0,
+                                  "non_utf8_names": 0}
+
+
 @pytest.mark.parametrize("make", ["missing", "empty", "no_images"])
 def test_missing_or_empty_root(tmp_path, make):
     root = tmp_path / "data"
@@ -216,10 +274,13 @@ def test_missing_or_empty_root(tmp_path, make):
     if make == "no_images":
         (root / "angry").mkdir()
         (root / "angry" / "notes.txt").write_text("x")
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError) as err, warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         build_datamodule(cfg(root)).setup("fit")
     msg = str(err.value)
     assert str(root) in msg and "accepted layouts" in msg and "<root>/train/<class>" in msg
+    # a folder of files with other extensions says which files it ignored before it reports no images
+    assert [str(w.message).count("notes.txt") for w in record] == ([1] if make == "no_images" else [])
 
 
 def test_config_errors(tmp_path):
@@ -274,6 +335,42 @@ def test_decoding_values(tmp_path):
     gradient = np.tile(np.arange(0, 240, 30, dtype=np.uint8), (8, 1))
     Image.fromarray(gradient).save(tmp_path / "grad.png")
     assert np.array_equal(decode_file(str(tmp_path / "grad.png"), 8, True)[0], gradient)
+
+
+def non_utf8_folder(tmp_path):
+    """An unsplit folder with one readable and one empty file whose names are not valid UTF-8."""
+    make_class_folders(tmp_path / "data", {"angry": 5, "happy": 5})
+    root = os.fsencode(tmp_path / "data")
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(root + b"/happy/caf\xe9_latin1.png")
+    open(root + b"/angry/broken_\xff.png", "wb").close()
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_non_utf8_file_names(tmp_path, in_memory):
+    from fer_ablation.data.folders import display_path
+
+    root = non_utf8_folder(tmp_path)
+    dm = build_datamodule(cfg(root, in_memory=in_memory, max_skipped_fraction=0.5))
+    with pytest.warns(UserWarning) as record:
+        dm.setup("fit")
+    split = next(s for s in ("train", "val") if any(os.fsencode(p).endswith(b"caf\xe9_latin1.png")
+                                                     for p in dm.split_paths(s)))
+    row = [os.fsencode(p).endswith(b"caf\xe9_latin1.png") for p in dm.split_paths(split)].index(True)
+    assert len(dm.split_paths("train") + dm.split_paths("val")) == 11  # decoded, not skipped
+    loader = dm.train_dataloader() if split == "train" else dm.val_dataloader()
+    found = [images[indices.tolist().index(row)] for images, _, indices in loader if row in indices.tolist()]
+    assert len(found) == 1 and (found[0] == 90).all()
+    # the unreadable one is skipped and named with its bytes escaped, in the list and in the warning
+    assert dm.skipped_files == [(str(root / "angry" / "broken_\\xff.png"), "unreadable: empty file")]
+    messages = [str(w.message) for w in record]
+    assert any("broken_\\xff.png" in m for m in messages)
+    assert any("caf\\xe9_latin1.png" in m and "not valid UTF-8" in m for m in messages)
+    for m in messages:
+        m.encode("utf-8")  # every warning can be written to a UTF-8 log
+    assert display_path(dm.split_paths(split)[row]).endswith("caf\\xe9_latin1.png")
+    assert display_path(str(root)) == str(root)
+    assert dm.describe()["listing_warnings"]["non_utf8_names"] == 2
 
 
 def make_broken(tmp_path):
@@ -354,6 +451,25 @@ def test_rafdb_missing_image_and_bad_label(tmp_path):
         rafdb_samples(tmp_path)
     with pytest.raises(DataError, match="accepted layouts"):
         rafdb_samples(tmp_path / "Image")
+
+
+def test_rafdb_non_utf8_image_name(tmp_path):
+    make_rafdb(tmp_path)
+    with open(tmp_path / "EmoLabel" / "list_patition_label.txt", "ab") as f:
+        f.write(b"train_caf\xe9.jpg 4\n")
+    Image.new("RGB", (20, 20), (90, 90, 90)).save(os.fsencode(tmp_path) + b"/Image/aligned/train_caf\xe9_aligned.jpg")
+    s = rafdb_samples(tmp_path)
+    assert os.fsencode(s.splits["train"].paths[-1]).endswith(b"/train_caf\xe9_aligned.jpg")
+    assert s.splits["train"].targets[-1] == IDX["happiness"]
+    assert (decode_file(s.splits["train"].paths[-1], 20, True) == 90).all()
+
+
+def test_fer2013_csv_not_utf8_names_the_file(tmp_path):
+    path = write_fer_csv(tmp_path / "fer2013.csv", [(0, pixels(1), "Training"), (1, pixels(2), "PublicTest")])
+    with open(path, "ab") as f:
+        f.write(b'2,"1 2 \xff",Training\n')
+    with pytest.raises(DataError, match=r"fer2013.csv.* line 4: not valid UTF-8"):
+        fer2013_csv_samples(path)
 
 
 # ---------------------------------------------------------------- synthetic probe through the datamodule

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fer_ablation.data.folders import Samples
+from fer_ablation.data.folders import Samples, display_path
 
 PROGRESS_MIN_FILES = 2000
 
@@ -72,6 +72,8 @@ def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_p
                    desc: str = "decoding") -> tuple[np.ndarray | None, list[int], list[tuple[str, str]]]:
     """Decode every sample -> (uint8 [N_ok, C, S, S] or None, indices decoded, [(path, reason)] skipped).
 
+    Skipped paths are given as :func:`~fer_ablation.data.folders.display_path` shows them (safe to write).
+
     Threads decode in parallel (PIL releases the GIL); a progress bar appears for large splits.
     """
     channels = 1 if grayscale else 3
@@ -84,7 +86,7 @@ def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_p
         for i, (arr, reason) in enumerate(tqdm(results, total=len(samples), desc=desc, unit="img",
                                                disable=len(samples) < PROGRESS_MIN_FILES)):
             if reason is not None:
-                skipped.append((samples.paths[i], reason))
+                skipped.append((display_path(samples.paths[i]), reason))
                 continue
             if out is not None:
                 out[len(kept)] = arr
