@@ -337,6 +337,49 @@ def test_decoding_values(tmp_path):
     assert np.array_equal(decode_file(str(tmp_path / "grad.png"), 8, True)[0], gradient)
 
 
+def test_16bit_scaled_by_the_types_range(tmp_path):
+    # a near-black 16-bit image stays near black: 200/65535 of full scale is 0.8/255, not its own maximum
+    dark = np.full((8, 8), 200, np.uint16)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert (decode_file(str(tmp_path / "dark16.png"), 8, True) <= 1).all()
+    # one pixel at 256 does not change how the others are scaled
+    dark[0, 0] = 256
+    Image.fromarray(dark).save(tmp_path / "dark16_one_bright.png")
+    assert (decode_file(str(tmp_path / "dark16_one_bright.png"), 8, True) <= 1).all()
+    # 16-bit PGM (Pillow opens it as mode I with values on the 0..65535 scale)
+    (tmp_path / "dark16.pgm").write_bytes(b"P5\n8 8\n65535\n" + np.full(64, 200, ">u2").tobytes())
+    assert (decode_file(str(tmp_path / "dark16.pgm"), 8, True) <= 1).all()
+    Image.fromarray(np.full((8, 8), 257 * 50, np.uint16)).save(tmp_path / "grey16.tif")
+    assert (decode_file(str(tmp_path / "grey16.tif"), 8, True) == 50).all()
+
+
+def test_32bit_integer_image_is_refused_not_guessed(tmp_path):
+    Image.fromarray(np.full((8, 8), 70000, np.int32)).save(tmp_path / "int32.tif")
+    with pytest.raises(ValueError, match="32-bit integer image .*convert it to 8 or 16 bits"):
+        decode_file(str(tmp_path / "int32.tif"), 8, True)
+
+
+def upright_and_stored(orientation):
+    """(upright image, the file's pixels that a viewer rotates to upright under EXIF ``orientation``)."""
+    upright = np.zeros((16, 16), np.uint8)
+    upright[:8, :8] = 255  # white top-left quadrant: every rotation moves it to another corner
+    # orientation 6: displayed = stored rotated 90 degrees clockwise; 8: counter-clockwise
+    stored = np.rot90(upright, 1 if orientation == 6 else -1)
+    return upright, stored
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_exif_orientation_applied(tmp_path, orientation, ext):
+    upright, stored = upright_and_stored(orientation)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation tag
+    path = tmp_path / f"rotated.{ext}"
+    Image.fromarray(stored).save(path, exif=exif, **({"quality": 95} if ext == "jpg" else {}))
+    decoded = decode_file(str(path), 16, True)[0].astype(int)
+    assert np.abs(decoded - upright).mean() < 10, f"orientation {orientation} not applied:\n{decoded // 255}"
+
+
 def non_utf8_folder(tmp_path):
     """An unsplit folder with one readable and one empty file whose names are not valid UTF-8."""
     make_class_folders(tmp_path / "data", {"angry": 5, "happy": 5})

@@ -2,8 +2,9 @@
 
 Each split is decoded once into ``cache_dir/tensors/<key>.npy`` (uint8 [N, C, S, S], memory-mappable) plus
 ``<key>.json`` (kept sample indices, paths as :func:`~fer_ablation.data.folders.display_path` writes them, targets,
-skipped files), both written atomically. The key hashes the decoding settings and the files' identity (paths as
-bytes, sizes, mtimes and labels; for csv rows the pixel bytes), so a changed, added or removed file invalidates it. The DataLoader path keeps only the json (``checks/<key>.json``)
+skipped files), both written atomically. The key hashes the decoding settings, ``decode.DECODE_VERSION`` and the
+files' identity (paths as bytes, sizes, mtimes and labels; for csv rows the pixel bytes), so a changed, added or
+removed file, or a change to decoding, invalidates it. The DataLoader path keeps only the json (``checks/<key>.json``)
 so unreadable files are found once, up front, in both paths.
 
 Batches: the split lives on the device as one uint8 tensor; a batch is ``images[idx]`` for a slice ``idx`` of an
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer_ablation.data import decode
 from fer_ablation.data.decode import decode_samples
 from fer_ablation.data.folders import Samples, display_path
 
@@ -55,7 +57,8 @@ def files_identity(samples: Samples) -> str:
 
 
 def cache_key(settings: dict, samples: Samples) -> str:
-    payload = json.dumps({"version": CACHE_VERSION, "settings": settings, "files": files_identity(samples)},
+    payload = json.dumps({"version": CACHE_VERSION, "decode_version": decode.DECODE_VERSION, "settings": settings,
+                          "files": files_identity(samples)},
                          sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()[:24]
 
