@@ -4,6 +4,7 @@ Every fixture image is generated here with PIL (a few pixels in size); the real 
 """
 
 import csv
+import json
 import math
 import os
 import warnings
@@ -391,7 +392,7 @@ def non_utf8_folder(tmp_path):
 
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_non_utf8_file_names(tmp_path, in_memory):
-    from fer_ablation.data.folders import display_path
+    from fer_ablation.data.folders import display_path, is_valid_utf8
 
     root = non_utf8_folder(tmp_path)
     dm = build_datamodule(cfg(root, in_memory=in_memory, max_skipped_fraction=0.5))
@@ -414,6 +415,11 @@ def test_non_utf8_file_names(tmp_path, in_memory):
     assert display_path(dm.split_paths(split)[row]).endswith("caf\\xe9_latin1.png")
     assert display_path(str(root)) == str(root)
     assert dm.describe()["listing_warnings"]["non_utf8_names"] == 2
+    # the cache index names files the same way (no lone surrogates that strict UTF-8 readers reject)
+    index = [json.loads(f.read_text()) for f in (tmp_path / "cache").rglob("*.json")]
+    written = [p for meta in index for p in meta["paths"] + [p for p, _ in meta["skipped"]]]
+    assert len(index) == 2 and len(written) == 12 and all(is_valid_utf8(p) for p in written)
+    assert sum(p.endswith(("caf\\xe9_latin1.png", "broken_\\xff.png")) for p in written) == 2
 
 
 def make_broken(tmp_path):
