@@ -4,6 +4,7 @@ Every fixture image is generated here with PIL (a few pixels in size); the real 
 """
 
 import csv
+import json
 import math
 import os
 import warnings
@@ -208,6 +209,64 @@ def test_unknown_class_folder_error_and_ignore(tmp_path):
     assert sorted(dm.split_targets("train").tolist() + dm.split_targets("val").tolist()) == [0, 0, 3, 3]
 
 
+def test_listing_warnings_nested_merged_and_ignored(tmp_path):
+    make_class_folders(tmp_path / "train", {"angry": 4, "happy": 3, "happiness": 2})
+    make_class_folders(tmp_path / "val", {"angry": 2, "happy": 2})
+    write_image(tmp_path / "train" / "angry" / "rejected" / "a.png")
+    write_image(tmp_path / "train" / "angry" / "rejected" / "deeper" / "b.png")
+    write_image(tmp_path / "val" / "happy" / "more" / "c.png")
+    for name in ("notes.txt", "face.heic", "img_000.png.bak"):
+        (tmp_path / "train" / "happy" / name).write_text("x")
+    (tmp_path / "val" / "angry" / "list.csv").write_text("x")
+    (tmp_path / "val" / "angry" / ".DS_Store").write_text("x")  # hidden files are not reported
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        s = imagefolder_samples(tmp_path)
+    messages = [str(w.message) for w in record]
+    nested = [m for m in messages if "subfolders" in m]
+    merged = [m for m in messages if "merged" in m]
+    ignored = [m for m in messages if "extension" in m]
+    assert len(nested) == len(merged) == len(ignored) == 1 and len(messages) == 3, messages
+    assert "3 image(s)" in nested[0] and str(Path("rejected") / "deeper" / "b.png") in nested[0]
+    assert "happiness" in merged[0] and "'happy'" in merged[0] and str(tmp_path / "train") in merged[0]
+    assert "4 file(s)" in ignored[0] and "notes.txt" in ignored[0] and ".heic" in ignored[0]
+    assert s.listing_warnings == {"nested_files": 3, "merged_alias_folders": 1, "ignored_extensions": 4,
+                                  "non_utf8_names": 0}
+    # nested files keep their class folder's label; merged folders are one class
+    assert sorted(s.splits["train"].targets) == [0] * 6 + [3] * 5 and sorted(s.splits["val"].targets) == [0, 0, 3, 3, 3]
+
+    dm = build_datamodule(cfg(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dm.setup("fit")
+    assert dm.describe()["listing_warnings"] == s.listing_warnings
+
+
+def test_fer2013_folders_report_listing_warnings(tmp_path):
+    for name in ("angry", "happy", "Happy"):
+        write_image(tmp_path / "train" / name / "Training_1.jpg")
+        write_image(tmp_path / "test" / name / "PublicTest_1.jpg")
+    (tmp_path / "train" / "angry" / "Training_2.jpg.part").write_text("x")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        s = fer2013_samples(tmp_path)
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2, messages
+    assert any("2 class(es) merged" in m and "'Happy', 'happy'" in m for m in messages)
+    assert any("1 file(s)" in m and "Training_2.jpg.part" in m for m in messages)
+    assert s.listing_warnings == {"nested_files": 0, "merged_alias_folders": 2, "ignored_extensions": 1,
+                                  "non_utf8_names": 0}
+
+
+def test_clean_folder_gives_no_listing_warning(tmp_path):
+    make_class_folders(tmp_path, {"angry": 3, "happy": 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = imagefolder_samples(tmp_path)
+    assert s.listing_warnings == {"nested_files": 0, "merged_alias_folders": 0, "ignored_extensions": 0,
+                                  "non_utf8_names": 0}
+
+
 @pytest.mark.parametrize("make", ["missing", "empty", "no_images"])
 def test_missing_or_empty_root(tmp_path, make):
     root = tmp_path / "data"
@@ -216,10 +275,13 @@ def test_missing_or_empty_root(tmp_path, make):
     if make == "no_images":
         (root / "angry").mkdir()
         (root / "angry" / "notes.txt").write_text("x")
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError) as err, warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         build_datamodule(cfg(root)).setup("fit")
     msg = str(err.value)
     assert str(root) in msg and "accepted layouts" in msg and "<root>/train/<class>" in msg
+    # a folder of files with other extensions says which files it ignored before it reports no images
+    assert [str(w.message).count("notes.txt") for w in record] == ([1] if make == "no_images" else [])
 
 
 def test_config_errors(tmp_path):
@@ -274,6 +336,90 @@ def test_decoding_values(tmp_path):
     gradient = np.tile(np.arange(0, 240, 30, dtype=np.uint8), (8, 1))
     Image.fromarray(gradient).save(tmp_path / "grad.png")
     assert np.array_equal(decode_file(str(tmp_path / "grad.png"), 8, True)[0], gradient)
+
+
+def test_16bit_scaled_by_the_types_range(tmp_path):
+    # a near-black 16-bit image stays near black: 200/65535 of full scale is 0.8/255, not its own maximum
+    dark = np.full((8, 8), 200, np.uint16)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert (decode_file(str(tmp_path / "dark16.png"), 8, True) <= 1).all()
+    # one pixel at 256 does not change how the others are scaled
+    dark[0, 0] = 256
+    Image.fromarray(dark).save(tmp_path / "dark16_one_bright.png")
+    assert (decode_file(str(tmp_path / "dark16_one_bright.png"), 8, True) <= 1).all()
+    # 16-bit PGM (Pillow opens it as mode I with values on the 0..65535 scale)
+    (tmp_path / "dark16.pgm").write_bytes(b"P5\n8 8\n65535\n" + np.full(64, 200, ">u2").tobytes())
+    assert (decode_file(str(tmp_path / "dark16.pgm"), 8, True) <= 1).all()
+    Image.fromarray(np.full((8, 8), 257 * 50, np.uint16)).save(tmp_path / "grey16.tif")
+    assert (decode_file(str(tmp_path / "grey16.tif"), 8, True) == 50).all()
+
+
+def test_32bit_integer_image_is_refused_not_guessed(tmp_path):
+    Image.fromarray(np.full((8, 8), 70000, np.int32)).save(tmp_path / "int32.tif")
+    with pytest.raises(ValueError, match="32-bit integer image .*convert it to 8 or 16 bits"):
+        decode_file(str(tmp_path / "int32.tif"), 8, True)
+
+
+def upright_and_stored(orientation):
+    """(upright image, the file's pixels that a viewer rotates to upright under EXIF ``orientation``)."""
+    upright = np.zeros((16, 16), np.uint8)
+    upright[:8, :8] = 255  # white top-left quadrant: every rotation moves it to another corner
+    # orientation 6: displayed = stored rotated 90 degrees clockwise; 8: counter-clockwise
+    stored = np.rot90(upright, 1 if orientation == 6 else -1)
+    return upright, stored
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_exif_orientation_applied(tmp_path, orientation, ext):
+    upright, stored = upright_and_stored(orientation)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation tag
+    path = tmp_path / f"rotated.{ext}"
+    Image.fromarray(stored).save(path, exif=exif, **({"quality": 95} if ext == "jpg" else {}))
+    decoded = decode_file(str(path), 16, True)[0].astype(int)
+    assert np.abs(decoded - upright).mean() < 10, f"orientation {orientation} not applied:\n{decoded // 255}"
+
+
+def non_utf8_folder(tmp_path):
+    """An unsplit folder with one readable and one empty file whose names are not valid UTF-8."""
+    make_class_folders(tmp_path / "data", {"angry": 5, "happy": 5})
+    root = os.fsencode(tmp_path / "data")
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(root + b"/happy/caf\xe9_latin1.png")
+    open(root + b"/angry/broken_\xff.png", "wb").close()
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_non_utf8_file_names(tmp_path, in_memory):
+    from fer_ablation.data.folders import display_path, is_valid_utf8
+
+    root = non_utf8_folder(tmp_path)
+    dm = build_datamodule(cfg(root, in_memory=in_memory, max_skipped_fraction=0.5))
+    with pytest.warns(UserWarning) as record:
+        dm.setup("fit")
+    split = next(s for s in ("train", "val") if any(os.fsencode(p).endswith(b"caf\xe9_latin1.png")
+                                                     for p in dm.split_paths(s)))
+    row = [os.fsencode(p).endswith(b"caf\xe9_latin1.png") for p in dm.split_paths(split)].index(True)
+    assert len(dm.split_paths("train") + dm.split_paths("val")) == 11  # decoded, not skipped
+    loader = dm.train_dataloader() if split == "train" else dm.val_dataloader()
+    found = [images[indices.tolist().index(row)] for images, _, indices in loader if row in indices.tolist()]
+    assert len(found) == 1 and (found[0] == 90).all()
+    # the unreadable one is skipped and named with its bytes escaped, in the list and in the warning
+    assert dm.skipped_files == [(str(root / "angry" / "broken_\\xff.png"), "unreadable: empty file")]
+    messages = [str(w.message) for w in record]
+    assert any("broken_\\xff.png" in m for m in messages)
+    assert any("caf\\xe9_latin1.png" in m and "not valid UTF-8" in m for m in messages)
+    for m in messages:
+        m.encode("utf-8")  # every warning can be written to a UTF-8 log
+    assert display_path(dm.split_paths(split)[row]).endswith("caf\\xe9_latin1.png")
+    assert display_path(str(root)) == str(root)
+    assert dm.describe()["listing_warnings"]["non_utf8_names"] == 2
+    # the cache index names files the same way (no lone surrogates that strict UTF-8 readers reject)
+    index = [json.loads(f.read_text()) for f in (tmp_path / "cache").rglob("*.json")]
+    written = [p for meta in index for p in meta["paths"] + [p for p, _ in meta["skipped"]]]
+    assert len(index) == 2 and len(written) == 12 and all(is_valid_utf8(p) for p in written)
+    assert sum(p.endswith(("caf\\xe9_latin1.png", "broken_\\xff.png")) for p in written) == 2
 
 
 def make_broken(tmp_path):
@@ -354,6 +500,25 @@ def test_rafdb_missing_image_and_bad_label(tmp_path):
         rafdb_samples(tmp_path)
     with pytest.raises(DataError, match="accepted layouts"):
         rafdb_samples(tmp_path / "Image")
+
+
+def test_rafdb_non_utf8_image_name(tmp_path):
+    make_rafdb(tmp_path)
+    with open(tmp_path / "EmoLabel" / "list_patition_label.txt", "ab") as f:
+        f.write(b"train_caf\xe9.jpg 4\n")
+    Image.new("RGB", (20, 20), (90, 90, 90)).save(os.fsencode(tmp_path) + b"/Image/aligned/train_caf\xe9_aligned.jpg")
+    s = rafdb_samples(tmp_path)
+    assert os.fsencode(s.splits["train"].paths[-1]).endswith(b"/train_caf\xe9_aligned.jpg")
+    assert s.splits["train"].targets[-1] == IDX["happiness"]
+    assert (decode_file(s.splits["train"].paths[-1], 20, True) == 90).all()
+
+
+def test_fer2013_csv_not_utf8_names_the_file(tmp_path):
+    path = write_fer_csv(tmp_path / "fer2013.csv", [(0, pixels(1), "Training"), (1, pixels(2), "PublicTest")])
+    with open(path, "ab") as f:
+        f.write(b'2,"1 2 \xff",Training\n')
+    with pytest.raises(DataError, match=r"fer2013.csv.* line 4: not valid UTF-8"):
+        fer2013_csv_samples(path)
 
 
 # ---------------------------------------------------------------- synthetic probe through the datamodule

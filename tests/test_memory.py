@@ -105,6 +105,24 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     assert dm_for(tmp_path, image_size=10).describe()["cache_reused"] == {"train": False, "val": False}
 
 
+def test_cache_not_reused_when_decoding_changes(tmp_path, monkeypatch):
+    from fer_ablation.data import decode
+
+    make_folder(tmp_path)
+    dm_for(tmp_path)
+    monkeypatch.setattr(decode, "DECODE_VERSION", decode.DECODE_VERSION + 1)
+    assert dm_for(tmp_path).describe()["cache_reused"] == {"train": False, "val": False}
+
+
+def test_cache_key_of_a_non_utf8_path(tmp_path):
+    from fer_ablation.data.folders import Samples
+
+    name = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.png")
+    other = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe8.png")
+    key = memory.cache_key({}, Samples([name], [0]))
+    assert key != memory.cache_key({}, Samples([other], [0])) and key == memory.cache_key({}, Samples([name], [0]))
+
+
 def test_dataloader_path_checks_files_once(tmp_path, monkeypatch):
     make_folder(tmp_path)
     dm_for(tmp_path, in_memory=False)

@@ -300,6 +300,7 @@ class FERDataModule(L.LightningDataModule):
             "image_size": int(self.cfg["image_size"]), "grayscale": bool(self.cfg["grayscale"]),
             "in_memory": self.in_memory, "skipped": len(self.skipped_files),
             "skipped_classes": sources.skipped_classes, "split_seed": sources.split_seed,
+            "listing_warnings": sources.listing_warnings,
             "cache_reused": {s: d.reused for s, d in self._decoded.items()},
         }
 

@@ -1,9 +1,12 @@
 """Decoding: an image file (or a csv pixel array) -> uint8 [C, S, S], C = 1 (grayscale) or 3 (RGB).
 
-Any PIL mode is accepted: 16-bit and 32-bit integer images are scaled to 8 bits, palette and alpha images are
-converted without their alpha, then the image is converted to L or RGB and resized (stretched, bilinear with
-antialiasing) to ``image_size`` x ``image_size``. Files that cannot be decoded (missing, empty, truncated,
-not an image) are reported, never silently replaced.
+The EXIF orientation tag is applied first (``PIL.ImageOps.exif_transpose``), so a photo stored sideways with
+orientation 6 or 8 comes out upright as a viewer shows it (EXIF 2.32, tag 0x0112). Any PIL mode is accepted:
+16-bit images are scaled to 8 bits by the type's range (v * 255 / 65535, whatever the image's own maximum),
+palette and alpha images are converted without their alpha, then the image is converted to L or RGB and resized
+(stretched, bilinear with antialiasing) to ``image_size`` x ``image_size``. 32-bit integer images have no
+defined 8-bit scaling and are refused. Files that cannot be decoded (missing, empty, truncated, not an image)
+are reported, never silently replaced.
 """
 
 from __future__ import annotations
@@ -13,20 +16,36 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from fer_ablation.data.folders import Samples
+from fer_ablation.data.folders import Samples, display_path
 
 PROGRESS_MIN_FILES = 2000
+# Part of the cache key: bump it whenever the pixels decoding gives for a file change, so old caches are not reused.
+# 2: 16-bit images scaled by 65535 (not by their own maximum); EXIF orientation applied.
+DECODE_VERSION = 2
+MODES_16BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def bits_per_sample(img: Image.Image) -> int:
+    """Bit depth of a mode-I image's file: Pillow opens 16-bit PGM/PPM (rescaled to 0..65535) and, in older
+    versions, 16-bit PNG as mode I; a TIFF says so in its BitsPerSample tag (0x0102); other sources are 32-bit."""
+    if img.format in ("PNG", "PPM"):
+        return 16
+    tags = getattr(img, "tag_v2", None)
+    bits = tags.get(0x0102) if tags is not None else None
+    return int(bits[0] if isinstance(bits, tuple) else bits) if bits else 32
 
 
 def to_8bit(img: Image.Image) -> Image.Image:
     """Bring high-bit-depth and palette/alpha modes to L or RGB(A) without clipping bright values to 255."""
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        arr = np.asarray(img).astype(np.float64)
-        if arr.max(initial=0) > 255:  # 16-bit range (PNG I;16 loads as mode I in recent Pillow)
-            arr = arr / 257.0
+    if img.mode in MODES_16BIT or img.mode == "I":
+        bits = 16 if img.mode in MODES_16BIT else bits_per_sample(img)
+        if bits > 16:
+            raise ValueError(f"{bits}-bit integer image (mode I, {img.format or 'unknown format'}) has no defined "
+                             "8-bit scaling; convert it to 8 or 16 bits")
+        arr = np.asarray(img).astype(np.float64) * (255.0 / 65535.0)
         return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
     if img.mode == "F":
         return Image.fromarray(np.clip(np.rint(np.asarray(img)), 0, 255).astype(np.uint8), mode="L")
@@ -49,6 +68,7 @@ def decode_file(path: str, image_size: int, grayscale: bool) -> np.ndarray:
         raise OSError("empty file")
     with Image.open(path) as img:
         img.load()  # decodes fully, so a truncated file raises here
+        ImageOps.exif_transpose(img, in_place=True)  # in place keeps the format and tags to_8bit reads
         return pil_to_array(img, image_size, grayscale)
 
 
@@ -72,6 +92,8 @@ def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_p
                    desc: str = "decoding") -> tuple[np.ndarray | None, list[int], list[tuple[str, str]]]:
     """Decode every sample -> (uint8 [N_ok, C, S, S] or None, indices decoded, [(path, reason)] skipped).
 
+    Skipped paths are given as :func:`~fer_ablation.data.folders.display_path` shows them (safe to write).
+
     Threads decode in parallel (PIL releases the GIL); a progress bar appears for large splits.
     """
     channels = 1 if grayscale else 3
@@ -84,7 +106,7 @@ def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_p
         for i, (arr, reason) in enumerate(tqdm(results, total=len(samples), desc=desc, unit="img",
                                                disable=len(samples) < PROGRESS_MIN_FILES)):
             if reason is not None:
-                skipped.append((samples.paths[i], reason))
+                skipped.append((display_path(samples.paths[i]), reason))
                 continue
             if out is not None:
                 out[len(kept)] = arr

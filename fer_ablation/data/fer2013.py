@@ -21,6 +21,7 @@ import numpy as np
 
 from fer_ablation.data.errors import DataError
 from fer_ablation.data.folders import (
+    ListingNotes,
     SampleSplits,
     Samples,
     class_folder_samples,
@@ -54,9 +55,9 @@ def fer2013_samples(root, *, ignore_unknown: bool = False) -> SampleSplits:
 
 def _folder_samples(root: Path, dirs: dict[str, Path], ignore_unknown: bool) -> SampleSplits:
     splits = {"train": Samples(), "val": Samples(), "test": Samples()}
-    skipped = []
+    skipped, notes = [], ListingNotes()
     for folder_split, folder in dirs.items():
-        samples, sk = class_folder_samples(folder, ignore_unknown=ignore_unknown)
+        samples, sk = class_folder_samples(folder, ignore_unknown=ignore_unknown, notes=notes)
         skipped += sk
         if folder_split == "test":
             private = [i for i, p in enumerate(samples.paths) if Path(p).name.startswith("PrivateTest")]
@@ -65,6 +66,7 @@ def _folder_samples(root: Path, dirs: dict[str, Path], ignore_unknown: bool) -> 
             splits["val"].extend(samples.subset(i for i in range(len(samples)) if i not in private_set))
         else:
             splits[folder_split].extend(samples)
+    notes.warn(root)
     if not len(splits["test"]):
         del splits["test"]
     if not len(splits["train"]) + len(splits["val"]):
@@ -72,7 +74,7 @@ def _folder_samples(root: Path, dirs: dict[str, Path], ignore_unknown: bool) -> 
     if not len(splits["val"]):
         raise DataError(f"fer2013 data root {str(root)!r} has no validation images (PublicTest_* files in test/ "
                         f"or a val/ folder); accepted layouts:\n{FER2013_LAYOUTS}")
-    return SampleSplits(splits, "image folders", sorted(set(skipped)))
+    return SampleSplits(splits, "image folders", sorted(set(skipped)), listing_warnings=notes.counts())
 
 
 def _parse_pixels(text: str, where: str) -> np.ndarray:
@@ -90,12 +92,23 @@ def _parse_pixels(text: str, where: str) -> np.ndarray:
     return values.astype(np.uint8).reshape(FER2013_SIZE, FER2013_SIZE)
 
 
+def _utf8_lines(f, path: Path):
+    """Lines of the binary file ``f`` as text; a line that is not UTF-8 raises DataError naming the file and line
+    (decoding per line, because a text-mode file decodes ahead in blocks and cannot say which line failed)."""
+    for number, raw in enumerate(f, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} line {number}: not valid UTF-8 text ({exc.reason} at byte {exc.start} "
+                            f"of the line)") from None
+
+
 def fer2013_csv_samples(path) -> SampleSplits:
     """Parse ``fer2013.csv``; a bad row raises DataError naming its line number and value."""
     path = Path(path).expanduser()
     per_split: dict[str, tuple[list[str], list[int], list[np.ndarray]]] = {}
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
+    with path.open("rb") as f:
+        reader = csv.DictReader(_utf8_lines(f, path))
         missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
         if missing:
             raise DataError(f"{path}: missing csv column(s) {sorted(missing)}; expected emotion, pixels, Usage "

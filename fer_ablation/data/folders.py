@@ -7,12 +7,18 @@ Two layouts are accepted (the paper's own data set came in either, SPEC §6):
 - unsplit: ``root/<class>/*``, split deterministically into train/val by :func:`stratified_split`.
 
 Class folders are mapped to the canonical classes *by name* (aliases allowed), never by alphabetical order.
+Images in subfolders of a class folder take that class (as torchvision's ``ImageFolder`` does). What the listing
+does that a user may not expect is warned about once per kind, with a count and examples, and counted in
+``SampleSplits.listing_warnings``: images in such subfolders, several folders merged into one class by alias
+(``happy`` and ``happiness``), files ignored for their extension, and file names that are not valid UTF-8
+(read all the same; shown with ``\\xNN`` escapes, see :func:`display_path`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,38 +73,117 @@ class SampleSplits:
     layout: str
     skipped_classes: list[str] = field(default_factory=list)
     split_seed: int | None = None
+    listing_warnings: dict[str, int] = field(default_factory=dict)  # ListingNotes.counts()
+
+
+def display_path(path) -> str:
+    """``path`` as text that any UTF-8 file or log can hold: unchanged when it is valid UTF-8, otherwise the
+    bytes that are not (which Python keeps as surrogate escapes, PEP 383) written as ``\\xNN``."""
+    text = os.fspath(path)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
+        return text.encode("utf-8", "backslashreplace").decode("ascii")
+
+
+def is_valid_utf8(path) -> bool:
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+EXAMPLES = 3
+
+
+def _examples(items: list[str]) -> str:
+    return ", ".join(items[:EXAMPLES]) + (", ..." if len(items) > EXAMPLES else "")
+
+
+@dataclass
+class ListingNotes:
+    """What listing class folders did that a user may not expect; :meth:`warn` reports each kind once."""
+
+    nested: list[str] = field(default_factory=list)  # images in a subfolder of a class folder
+    merged: list[str] = field(default_factory=list)  # "<class> <- 'a', 'b' in <folder>", one per merged class
+    ignored: list[str] = field(default_factory=list)  # files whose extension is not an image type
+    non_utf8: list[str] = field(default_factory=list)  # display_path of names that are not valid UTF-8
+
+    def counts(self) -> dict[str, int]:
+        return {"nested_files": len(self.nested), "merged_alias_folders": len(self.merged),
+                "ignored_extensions": len(self.ignored), "non_utf8_names": len(self.non_utf8)}
+
+    def warn(self, root) -> None:
+        where = display_path(root)
+        if self.nested:
+            warnings.warn(f"{len(self.nested)} image(s) in subfolders of class folders in {where} are used with "
+                          f"their class folder's label, e.g. {_examples(self.nested)}", stacklevel=3)
+        if self.merged:
+            warnings.warn(f"{len(self.merged)} class(es) merged from several alias folders in {where}: "
+                          f"{'; '.join(self.merged)}", stacklevel=3)
+        if self.ignored:
+            by_ext: dict[str, int] = {}
+            for name in self.ignored:
+                ext = os.path.splitext(name)[1].lower() or "(none)"
+                by_ext[ext] = by_ext.get(ext, 0) + 1
+            tally = ", ".join(f"{ext} {n}" for ext, n in sorted(by_ext.items()))
+            warnings.warn(f"ignored {len(self.ignored)} file(s) in class folders in {where} whose extension is not "
+                          f"one of {', '.join(sorted(IMAGE_EXTENSIONS))} ({tally}), e.g. {_examples(self.ignored)}",
+                          stacklevel=3)
+        if self.non_utf8:
+            warnings.warn(f"{len(self.non_utf8)} file name(s) in {where} are not valid UTF-8; they are read, and "
+                          f"written with \\xNN escapes in records, e.g. {_examples(self.non_utf8)}", stacklevel=3)
 
 
 def missing_root_error(root, name: str, layouts: str, problem: str = "does not exist") -> DataError:
     return DataError(f"{name} data root {str(root)!r} {problem}; accepted layouts:\n{layouts}")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), sorted by path; hidden files are ignored."""
-    found = []
+def list_images(folder: Path, notes: ListingNotes | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted by path; hidden files and folders are ignored.
+
+    ``notes`` collects images in subfolders, files with other extensions and names that are not valid UTF-8.
+    """
+    found, ignored = [], []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / name)
-    return sorted(found)
+            if not name.startswith("."):
+                (found if Path(name).suffix.lower() in IMAGE_EXTENSIONS else ignored).append(Path(dirpath) / name)
+    found.sort()
+    if notes is not None:
+        notes.nested += [display_path(p) for p in found if p.parent != folder]
+        notes.ignored += [display_path(p) for p in sorted(ignored)]
+        notes.non_utf8 += [display_path(p) for p in found if not is_valid_utf8(p)]
+    return found
 
 
 def subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def class_folder_samples(folder: Path, *, ignore_unknown: bool = False) -> tuple[Samples, list[str]]:
-    """``folder/<class>/*`` -> Samples (sorted by path) and the class folders skipped as unknown."""
+def class_folder_samples(folder: Path, *, ignore_unknown: bool = False,
+                         notes: ListingNotes | None = None) -> tuple[Samples, list[str]]:
+    """``folder/<class>/*`` -> Samples (sorted by path) and the class folders skipped as unknown.
+
+    ``notes`` collects what :class:`ListingNotes` reports, including class folders merged by alias.
+    """
     dirs = subdirs(folder)
-    known, skipped = filter_known_classes([d.name for d in dirs], source=str(folder), ignore_unknown=ignore_unknown)
+    known, skipped = filter_known_classes([d.name for d in dirs], source=display_path(folder),
+                                          ignore_unknown=ignore_unknown)
     samples = Samples()
+    by_class: dict[str, list[str]] = {}
     for d in dirs:
         if d.name in known:
-            label = CLASS_TO_INDEX[canonical_class(d.name)]
-            files = list_images(d)
+            name = canonical_class(d.name)
+            by_class.setdefault(name, []).append(d.name)
+            files = list_images(d, notes)
             samples.paths += [str(p) for p in files]
-            samples.targets += [label] * len(files)
+            samples.targets += [CLASS_TO_INDEX[name]] * len(files)
+    if notes is not None:
+        notes.merged += [f"{name} <- {', '.join(repr(display_path(n)) for n in sorted(names))} in "
+                         f"{display_path(folder)}" for name, names in by_class.items() if len(names) > 1]
     order = sorted(range(len(samples)), key=samples.paths.__getitem__)
     return samples.subset(order), skipped
 
@@ -144,10 +229,11 @@ def imagefolder_samples(root, *, val_fraction: float = 0.2, split_seed: int = 0,
     if not root.is_dir():
         raise missing_root_error(root, name, layouts)
     dirs = find_split_dirs(root)
+    notes = ListingNotes()
     if "train" in dirs:
         splits, skipped = {}, []
         for split, folder in dirs.items():
-            splits[split], sk = class_folder_samples(folder, ignore_unknown=ignore_unknown)
+            splits[split], sk = class_folder_samples(folder, ignore_unknown=ignore_unknown, notes=notes)
             skipped += sk
         layout = "split"
         if "val" not in splits:
@@ -158,15 +244,16 @@ def imagefolder_samples(root, *, val_fraction: float = 0.2, split_seed: int = 0,
         raise DataError(f"{name} data root {str(root)!r} has {', '.join(d.name for d in dirs.values())}/ but no "
                         f"train/ folder; accepted layouts:\n{layouts}")
     else:
-        samples, skipped = class_folder_samples(root, ignore_unknown=ignore_unknown)
+        samples, skipped = class_folder_samples(root, ignore_unknown=ignore_unknown, notes=notes)
         tr, va = stratified_split(samples.targets, val_fraction, split_seed)
         splits = {"train": samples.subset(tr), "val": samples.subset(va)}
         layout = "unsplit"
+    notes.warn(root)
     if not sum(len(s) for s in splits.values()):
         raise missing_root_error(root, name, layouts, "holds no images in class folders "
                                  f"(accepted class names: {accepted_names()})")
     used_split = layout != "split"
-    return SampleSplits(splits, layout, sorted(set(skipped)), split_seed if used_split else None)
+    return SampleSplits(splits, layout, sorted(set(skipped)), split_seed if used_split else None, notes.counts())
 
 
 def class_counts(targets) -> dict[str, int]:

@@ -1,9 +1,10 @@
 """The in-memory path: a uint8 tensor cache on disk, kept on the accelerator, batched by a device-side index.
 
 Each split is decoded once into ``cache_dir/tensors/<key>.npy`` (uint8 [N, C, S, S], memory-mappable) plus
-``<key>.json`` (kept sample indices, paths, targets, skipped files), both written atomically. The key hashes the
-decoding settings and the files' identity (paths, sizes, mtimes and labels; for csv rows the pixel bytes), so a
-changed, added or removed file invalidates it. The DataLoader path keeps only the json (``checks/<key>.json``)
+``<key>.json`` (kept sample indices, paths as :func:`~fer_ablation.data.folders.display_path` writes them, targets,
+skipped files), both written atomically. The key hashes the decoding settings, ``decode.DECODE_VERSION`` and the
+files' identity (paths as bytes, sizes, mtimes and labels; for csv rows the pixel bytes), so a changed, added or
+removed file, or a change to decoding, invalidates it. The DataLoader path keeps only the json (``checks/<key>.json``)
 so unreadable files are found once, up front, in both paths.
 
 Batches: the split lives on the device as one uint8 tensor; a batch is ``images[idx]`` for a slice ``idx`` of an
@@ -29,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer_ablation.data import decode
 from fer_ablation.data.decode import decode_samples
-from fer_ablation.data.folders import Samples
+from fer_ablation.data.folders import Samples, display_path
 
 CACHE_VERSION = 1
 MEMORY_LIMIT_BYTES = 4 * 2**30  # in_memory: auto uses the tensor cache below this size
@@ -48,14 +50,15 @@ def files_identity(samples: Samples) -> str:
                 size, mtime = st.st_size, st.st_mtime_ns
             except OSError:
                 size, mtime = -1, -1
-            h.update(f"{path}\0{size}\0{mtime}\0{target}\n".encode())
+            h.update(os.fsencode(path) + f"\0{size}\0{mtime}\0{target}\n".encode())
         else:
-            h.update(f"{path}\0{target}\n".encode())
+            h.update(f"{path}\0{target}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
 def cache_key(settings: dict, samples: Samples) -> str:
-    payload = json.dumps({"version": CACHE_VERSION, "settings": settings, "files": files_identity(samples)},
+    payload = json.dumps({"version": CACHE_VERSION, "decode_version": decode.DECODE_VERSION, "settings": settings,
+                          "files": files_identity(samples)},
                          sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()[:24]
 
@@ -102,8 +105,8 @@ def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: i
     if keep_pixels:
         _atomic_write(npy_file, lambda f: np.save(f, images))
     kept_samples = samples.subset(kept)
-    meta = {"kept": kept, "paths": kept_samples.paths, "targets": kept_samples.targets, "skipped": skipped,
-            "settings": settings, "image_size": image_size, "grayscale": grayscale}
+    meta = {"kept": kept, "paths": [display_path(p) for p in kept_samples.paths], "targets": kept_samples.targets,
+            "skipped": skipped, "settings": settings, "image_size": image_size, "grayscale": grayscale}
     _atomic_write(meta_file, lambda f: f.write(json.dumps(meta).encode()))
     if keep_pixels:
         images = np.load(npy_file, mmap_mode="r")

@@ -12,6 +12,7 @@ A listed image that is missing on disk is skipped like an unreadable file (count
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fer_ablation.data.errors import DataError
@@ -35,7 +36,8 @@ def rafdb_samples(root) -> SampleSplits:
         raise missing_root_error(root, "rafdb", RAFDB_LAYOUTS, "has no EmoLabel/list_patition_label.txt")
     aligned = (root / "Image" / "aligned").is_dir()
     splits = {"train": Samples(), "val": Samples()}
-    for line_num, line in enumerate(list_file.read_text().splitlines(), start=1):
+    # names are file names: decoded as the file system does, so bytes that are not UTF-8 still find their file
+    for line_num, line in enumerate(os.fsdecode(list_file.read_bytes()).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{list_file} line {line_num}"
