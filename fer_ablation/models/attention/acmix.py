@@ -20,8 +20,8 @@ Window edges, as in the authors' code: k, v and p are reflection-padded by r = k
 window position j outside the map reads the mirrored position (its key, value and encoding).
 Reflection needs H > r and W > r (4 x 4 for k_att = 7). On smaller maps, where the authors' code
 fails, we fall back to masking: window positions outside the map are left out of the softmax.
-In a ResNet50 at 48 px input that is layer3 after its first block (3 x 3) and layer4 (3 x 3 and
-2 x 2); from 112 px on every map reflects.
+In a ResNet50 at 48 px input that is 8 of the 16 blocks (layer3.1-5 on 3 x 3 maps, layer4 on
+3 x 3 and 2 x 2), at 96 px layer4.1-2 (3 x 3); from 104 px on every map reflects.
 
 Parameter names and shapes are the authors' (conv1 / conv2 / conv3 = W_q / W_k / W_v, conv_p,
 fc, dep_conv, rate1, rate2), so their state dict loads directly, with one key map entry:
