@@ -321,3 +321,11 @@ def test_acmix_stride_two_matches_the_downsample_shape(H, W):
     m = ACmix(16, 16, stride=2)
     out = m(torch.randn(2, 16, H, W))
     assert out.shape == (2, 16, (H + 1) // 2, (W + 1) // 2) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("H, W", [(4, 4), (5, 9)])
+def test_acmix_reflection_is_reflectionpad2d(H, W):
+    from fer_ablation.models.attention.acmix import _reflect_pad
+
+    x = rand(2, 3, H, W)
+    torch.testing.assert_close(_reflect_pad(x, 3), nn.ReflectionPad2d(3)(x), rtol=0, atol=0)

@@ -42,6 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _reflect_pad(t: torch.Tensor, r: int) -> torch.Tensor:
+    """ReflectionPad2d(r) from slices, flips and concatenation, whose CUDA backward is deterministic
+    (reflection_pad2d's is not, and raises under torch.use_deterministic_algorithms on some versions)."""
+    t = torch.cat([t[..., 1 : r + 1, :].flip(-2), t, t[..., -r - 1 : -1, :].flip(-2)], dim=-2)
+    return torch.cat([t[..., 1 : r + 1].flip(-1), t, t[..., -r - 1 : -1].flip(-1)], dim=-1)
+
+
 class ACmix(nn.Module):
     def __init__(self, C_in: int, C_out: int, k_att: int = 7, N: int = 4, k_conv: int = 3, stride: int = 1):
         super().__init__()
@@ -108,7 +115,7 @@ class ACmix(nn.Module):
         v = v.view(B * N, d, H, W)
         reflect = self.reflects(H, W)
         if reflect:
-            k, v = (F.pad(t, (r, r, r, r), mode="reflect") for t in (k, v))
+            k, v = _reflect_pad(k, r), _reflect_pad(v, r)
         else:
             k, v = (F.pad(t, (r, r, r, r)) for t in (k, v))
             inside = F.pad(q.new_ones(1, H, W, dtype=torch.bool), (r, r, r, r))
