@@ -85,6 +85,13 @@ def test_ca_gate_option_reaches_the_module(gate):
     assert count_parameters(m) == BASELINE + CA_ADDED  # the gate has no parameters
 
 
+def test_ca_gate_from_the_command_line(compose_cfg):
+    from fer_ablation.training import model_spec
+
+    m = build_model(**model_spec(compose_cfg("model.attention=ca", "+model.options.ca_gate=none")))
+    assert m.attention["stem"].ca.gate == "none"
+
+
 def test_sc_stem_reducing_conv_3x3():
     assert count_parameters(build_model("none", "sc", sc_kernel=3)) - BASELINE == 4 * 64 * 64 * 9 + 2 * 64
 
