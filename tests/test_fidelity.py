@@ -126,7 +126,8 @@ def authors_acmix(sd, x, N, k_att, stride):
 
     def unfold(t):  # ..., H, W -> ..., K, Ho, Wo: reflection pad r, window taps in row-major order
         tp = np.pad(t, [(0, 0)] * (t.ndim - 2) + [(r, r), (r, r)], mode="reflect")
-        taps = [tp[..., u : u + s * (Ho - 1) + 1 : s, w : w + s * (Wo - 1) + 1 : s] for u in range(k_att) for w in range(k_att)]
+        taps = [tp[..., u : u + s * (Ho - 1) + 1 : s, w : w + s * (Wo - 1) + 1 : s]
+                for u in range(k_att) for w in range(k_att)]
         return np.stack(taps, axis=-3)
 
     q_att = (q.reshape(B * N, d, H, W) * d**-0.5)[:, :, ::s, ::s]
@@ -248,11 +249,12 @@ def test_bam_authors_layout():
     n = {k: v.numpy() for k, v in sd.items()}
     x = rand(2, C, H, W)
     a = npy(x)
-    m_c = linear(np.maximum(bn_eval(linear(a.mean(axis=(2, 3)), n, c + "gate_c_fc_0."), n, c + "gate_c_bn_1."), 0), n, c + "gate_c_fc_final.")
+    z = bn_eval(linear(a.mean(axis=(2, 3)), n, c + "gate_c_fc_0."), n, c + "gate_c_bn_1.")
+    m_c = linear(np.maximum(z, 0), n, c + "gate_c_fc_final.")
     f = a
-    for conv, bn, pad in (("conv_reduce0", "bn_reduce0", 0), ("conv_di_0", "bn_di_0", dil), ("conv_di_1", "bn_di_1", dil)):
-        f = conv2d(f, n[s + f"gate_s_{conv}.weight"], n[s + f"gate_s_{conv}.bias"], padding=pad, dilation=max(pad, 1))
-        f = np.maximum(bn_eval(f, n, s + f"gate_s_{bn}."), 0)
+    for layer, pad in (("reduce0", 0), ("di_0", dil), ("di_1", dil)):
+        f = conv2d(f, n[s + f"gate_s_conv_{layer}.weight"], n[s + f"gate_s_conv_{layer}.bias"], pad, max(pad, 1))
+        f = np.maximum(bn_eval(f, n, s + f"gate_s_bn_{layer}."), 0)
     m_s = conv2d(f, n[s + "gate_s_conv_final.weight"], n[s + "gate_s_conv_final.bias"])
     # the paper adds the two branches (Park et al. 2018, Eq. 2); the released code multiplies them
     np.testing.assert_allclose(npy(m(x)), a * (1 + sigmoid(m_c[:, :, None, None] + m_s)), rtol=1e-10)
@@ -273,13 +275,15 @@ def test_cbam_authors_layout():
     mlp = lambda p: linear(np.maximum(linear(p, n, "ChannelGate.mlp.1."), 0), n, "ChannelGate.mlp.3.")
     f = a * sigmoid(mlp(a.mean(axis=(2, 3))) + mlp(a.max(axis=(2, 3))))[:, :, None, None]
     pooled = np.stack([f.max(axis=1), f.mean(axis=1)], axis=1)  # the authors' ChannelPool: max, then mean
-    m_s = sigmoid(bn_eval(conv2d(pooled, n["SpatialGate.spatial.conv.weight"], padding=3), n, "SpatialGate.spatial.bn."))
+    conv = conv2d(pooled, n["SpatialGate.spatial.conv.weight"], padding=3)
+    m_s = sigmoid(bn_eval(conv, n, "SpatialGate.spatial.bn."))
     np.testing.assert_allclose(npy(m(x)), f * m_s, rtol=1e-10)
 
 
 def test_se_authors_layout():
     C, h = 32, 2
-    sd = authors_state_dict({"fc1.weight": (h, C, 1, 1), "fc1.bias": (h,), "fc2.weight": (C, h, 1, 1), "fc2.bias": (C,)})
+    shapes = {"fc1.weight": (h, C, 1, 1), "fc1.bias": (h,), "fc2.weight": (C, h, 1, 1), "fc2.bias": (C,)}
+    sd = authors_state_dict(shapes)
     m = load(SE(C, r=16), sd, reshape=lambda key, v: v[:, :, 0, 0] if v.ndim == 4 else v)  # 1x1 conv -> Linear
     n = {k: v.numpy() for k, v in sd.items()}
     x = rand(2, C, 5, 7)
