@@ -180,15 +180,16 @@ def test_cbam_formula():
 # ---------------------------------------------------------------- ACmix
 def _acmix_qkv(m, x):
     a = npy(x)
-    return [conv2d(a, npy(c.weight), npy(c.bias)) for c in (m.q, m.k, m.v)]
+    return [conv2d(a, npy(c.weight), npy(c.bias)) for c in (m.conv1, m.conv2, m.conv3)]
 
 
 def test_acmix_convolution_path_at_init_is_a_sum_of_shifts():
     m = make(ACmix(8, 8, N=4))
-    assert m.alpha.item() == 0.5 and m.beta.item() == 0.5
+    assert m.rate1.shape == m.rate2.shape == (1,) and m.rate1.item() == 0.5 and m.rate2.item() == 0.5
+    assert m.dep_conv.bias is None
     with torch.no_grad():
-        m.alpha.zero_()
-        m.beta.fill_(1.0)
+        m.rate1.zero_()
+        m.rate2.fill_(1.0)
     x = rand(2, 8, 5, 6)
     q, k, v = _acmix_qkv(m, x)
     B, C, H, W = q.shape
@@ -204,19 +205,26 @@ def test_acmix_convolution_path_at_init_is_a_sum_of_shifts():
     np.testing.assert_allclose(npy(m(x)), expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("stride, size", [(1, (5, 6)), (2, (5, 7)), (1, (2, 3)), (2, (1, 1))])
+@pytest.mark.parametrize("stride, size", [(1, (5, 6)), (2, (5, 7)), (1, (2, 3)), (2, (1, 1)), (1, (3, 9))])
 def test_acmix_attention_path_equals_naive_window_attention(stride, size):
+    """Reflection where both sides exceed r = 3 (the authors' padding), masking on smaller maps."""
     m = make(ACmix(8, 8, k_att=7, N=4, stride=stride))
     with torch.no_grad():
-        m.alpha.fill_(1.0)
-        m.beta.zero_()
+        m.rate1.fill_(1.0)
+        m.rate2.zero_()
     H, W = size
     x = rand(2, 8, H, W)
     q, k, v = _acmix_qkv(m, x)
     B, N, d, r = 2, 4, 2, 3
+    reflect = H > r and W > r
+    assert m.reflects(H, W) == reflect
+
+    def mirror(i, n):  # reflection without repeating the edge: -1 -> 1, n -> n - 2
+        return -i if i < 0 else 2 * (n - 1) - i if i >= n else i
+
     # position encoding of the coordinate grid: channel 0 = x (width), channel 1 = y, both in [-1, 1]
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, W), np.linspace(-1, 1, H), indexing="xy"))
-    pe = np.einsum("dc,chw->dhw", npy(m.pos.weight)[:, :, 0, 0], grid)
+    pe = np.einsum("dc,chw->dhw", npy(m.conv_p.weight)[:, :, 0, 0], grid)
     Ho, Wo = -(-H // stride), -(-W // stride)
     expected = np.zeros((B, N * d, Ho, Wo))
     for b in range(B):
@@ -226,8 +234,11 @@ def test_acmix_attention_path_equals_naive_window_attention(stride, size):
                 for j in range(Wo):
                     y, xx = i * stride, j * stride
                     qi = q[b, ch, y, xx] / math.sqrt(d)
-                    keys = [(yy, xk) for yy in range(y - r, y + r + 1) for xk in range(xx - r, xx + r + 1)
-                            if 0 <= yy < H and 0 <= xk < W]
+                    window = [(yy, xk) for yy in range(y - r, y + r + 1) for xk in range(xx - r, xx + r + 1)]
+                    if reflect:
+                        keys = [(mirror(yy, H), mirror(xk, W)) for yy, xk in window]
+                    else:
+                        keys = [(yy, xk) for yy, xk in window if 0 <= yy < H and 0 <= xk < W]
                     logits = np.array([qi @ (k[b, ch, yy, xk] + pe[:, y, xx] - pe[:, yy, xk]) for yy, xk in keys])
                     p = np.exp(logits - logits.max())
                     p /= p.sum()
@@ -256,8 +267,9 @@ def test_acmix_parameters_match_the_released_layout():
     C, N = 64, 4
     m = ACmix(C, C, N=N)
     d = C // N
-    # q, k, v 1x1 with bias; W_p 2 -> d (no bias, see docstring); fc 3N -> 9; shift conv (C, 9, 3, 3) + bias; alpha, beta
-    assert sum(p.numel() for p in m.parameters()) == 3 * (C * C + C) + 2 * d + 3 * N * 9 + C * 81 + C + 2
+    # q, k, v 1x1 with bias; W_p 2 -> d (no bias, see docstring); fc 3N -> 9; shift conv (C, 9, 3, 3), no bias;
+    # rate1, rate2
+    assert sum(p.numel() for p in m.parameters()) == 3 * (C * C + C) + 2 * d + 3 * N * 9 + C * 81 + 2
 
 
 # ---------------------------------------------------------------- SpaceToDepth
@@ -309,3 +321,11 @@ def test_acmix_stride_two_matches_the_downsample_shape(H, W):
     m = ACmix(16, 16, stride=2)
     out = m(torch.randn(2, 16, H, W))
     assert out.shape == (2, 16, (H + 1) // 2, (W + 1) // 2) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("H, W", [(4, 4), (5, 9)])
+def test_acmix_reflection_is_reflectionpad2d(H, W):
+    from fer_ablation.models.attention.acmix import _reflect_pad
+
+    x = rand(2, 3, H, W)
+    torch.testing.assert_close(_reflect_pad(x, 3), nn.ReflectionPad2d(3)(x), rtol=0, atol=0)

@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.models import resnet as tv_resnet
 
 from fer_ablation.models.attention import BAM, CBAM, ECA, SE, ACmix, ChannelAttention, CoordAtt, SimAM
+from fer_ablation.models.attention.ca import GATES as CA_GATES
 from fer_ablation.models.pretrained import load_imagenet, pretrained_choice
 from fer_ablation.models.stems import SC
 
@@ -47,6 +48,7 @@ ALLOWED_PLACEMENTS = {name: ("blocks",) if name == "acmix" else PLACEMENTS for n
 OPTIONS = {
     "ca_kernel": 3,
     "ca_reduction": 16,
+    "ca_gate": "sigmoid",  # sigmoid | none | softmax (over channels); the paper names no gate
     "simam_lambda": 1e-4,
     "sc_kernel": 1,
     "bam_reduction": 16,
@@ -118,6 +120,8 @@ def parse_model_spec(attention="none", stem="stride2", placement=None, *, pretra
         raise ValueError(f"unknown model option(s) {_choices(unknown)}; valid: {_choices(OPTIONS)}")
     if "eca_kernel" in options:
         _eca_kernel(options["eca_kernel"], "layer1")
+    if options.get("ca_gate", OPTIONS["ca_gate"]) not in CA_GATES:
+        raise ValueError(f"ca_gate must be one of {_choices(CA_GATES)}, got {options['ca_gate']!r}")
     return ModelSpec(modules, stem, resolved)
 
 
@@ -181,7 +185,7 @@ class FERResNet(tv_resnet.ResNet):
 
 def _gate(name: str, C: int, location: str, opts: dict) -> nn.Module:
     if name == "ca":
-        return ChannelAttention(C, r=opts["ca_reduction"], k=opts["ca_kernel"])
+        return ChannelAttention(C, r=opts["ca_reduction"], k=opts["ca_kernel"], gate=opts["ca_gate"])
     if name == "simam":
         return SimAM(e_lambda=opts["simam_lambda"])
     if name == "bam":

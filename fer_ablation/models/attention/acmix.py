@@ -1,33 +1,52 @@
 """ACmix: a mix of local self-attention and convolution sharing one set of 1x1 projections.
 
 Pan, Ge, Lu, Song, Chen, Huang, Huang, "On the Integration of Self-Attention and
-Convolution", CVPR 2022 (code: LeapLabTHU/ACmix). Replaces a k_conv x k_conv convolution.
+Convolution", CVPR 2022 (code: LeapLabTHU/ACmix, ResNet/test_bottleneck.py). Replaces a
+k_conv x k_conv convolution.
 
 Stage I (shared):    q, k, v = W_q x, W_k x, W_v x       1x1 convs C_in -> C_out, N heads of
                                                           d = C_out / N channels each
 Stage II, attention: per head and output position i (queries taken at the stride),
     a_ij  = softmax_j( q_i . (k_j + p_i - p_j) / sqrt(d) )   j in the k_att x k_att window around i
     o_i   = sum_j a_ij v_j
-    p = W_p g, the relative position encoding of a coordinate grid g (x, y in [-1, 1]).
+    p = W_p g, the position encoding of a coordinate grid g (x, y in [-1, 1]), shared by the heads.
 Stage II, convolution:
     f     = FC([q; k; v])                 a 1x1 layer over the 3N head features -> k_conv^2 groups
-    o'    = shift-conv(f)                 grouped k_conv x k_conv conv, initialised to the one-hot
-                                          kernels that shift group j by offset j
-out = alpha * o + beta * o',  alpha = beta = 0.5 at init, both learned.
+    o'    = shift-conv(f)                 grouped k_conv x k_conv conv without bias, initialised to
+                                          the one-hot kernels that shift group j by offset j
+out = rate1 * o + rate2 * o',  rate1 = rate2 = 0.5 at init, both learned, shape (1,).
 
-Implementation notes (same function as the released code, different memory and edges):
+Window edges, as in the authors' code: k, v and p are reflection-padded by r = k_att // 2, so a
+window position j outside the map reads the mirrored position (its key, value and encoding).
+Reflection needs H > r and W > r (4 x 4 for k_att = 7). On smaller maps, where the authors' code
+fails, we fall back to masking: window positions outside the map are left out of the softmax.
+In a ResNet50 at 48 px input that is 8 of the 16 blocks (layer3.1-5 on 3 x 3 maps, layer4 on
+3 x 3 and 2 x 2), at 96 px layer4.1-2 (3 x 3); from 104 px on every map reflects.
+
+Parameter names and shapes are the authors' (conv1 / conv2 / conv3 = W_q / W_k / W_v, conv_p,
+fc, dep_conv, rate1, rate2), so their state dict loads directly, with one key map entry:
+``conv_p.bias`` is dropped on loading. A bias of W_p adds the same vector to p_i and p_j and
+cancels in p_i - p_j, so it never changes the output and never trains; conv_p has none here.
+
+Implementation notes (same function as the released code, different memory):
 - The window is never unfolded (the released code copies every key and value k_att^2 times).
-  We loop over the k_att^2 offsets on zero-padded k and v, stack only the logits (k_att^2
-  numbers per position and head), take one softmax, and accumulate the weighted values.
-- Keys outside the map are masked out of the softmax (the released code reflects them, which
-  needs maps of at least 4 px and, with its reshapes, sizes that are multiples of the stride).
-- p_i - p_j = W_p (g_i - g_j) is a fixed function of the offset, so we compute it per offset;
-  W_p therefore has no bias (a bias cancels in p_i - p_j and would never train).
+  We loop over the k_att^2 offsets on the padded maps, stack only the logits (k_att^2 numbers
+  per position and head), take one softmax, and accumulate the weighted values.
+- q_i . (k_j + p_i - p_j) = q_i . (k_j - p_j) + q_i . p_i: we pad k - p once instead of k and p.
+- Odd map sizes with stride 2 work (ceil(H / 2) outputs, as the stride-2 shift conv gives);
+  the released code's reshapes need sizes that are multiples of the stride.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _reflect_pad(t: torch.Tensor, r: int) -> torch.Tensor:
+    """ReflectionPad2d(r) from slices, flips and concatenation, whose CUDA backward is deterministic
+    (reflection_pad2d's is not, and raises under torch.use_deterministic_algorithms on some versions)."""
+    t = torch.cat([t[..., 1 : r + 1, :].flip(-2), t, t[..., -r - 1 : -1, :].flip(-2)], dim=-2)
+    return torch.cat([t[..., 1 : r + 1].flip(-1), t, t[..., -r - 1 : -1].flip(-1)], dim=-1)
 
 
 class ACmix(nn.Module):
@@ -39,16 +58,16 @@ class ACmix(nn.Module):
             raise ValueError(f"ACmix kernel sizes must be odd, got k_att={k_att}, k_conv={k_conv}")
         self.k_att, self.N, self.k_conv, self.stride = k_att, N, k_conv, stride
         self.d = C_out // N
-        self.q = nn.Conv2d(C_in, C_out, 1)
-        self.k = nn.Conv2d(C_in, C_out, 1)
-        self.v = nn.Conv2d(C_in, C_out, 1)
-        self.pos = nn.Conv2d(2, self.d, 1, bias=False)
+        self.conv1 = nn.Conv2d(C_in, C_out, 1)  # W_q
+        self.conv2 = nn.Conv2d(C_in, C_out, 1)  # W_k
+        self.conv3 = nn.Conv2d(C_in, C_out, 1)  # W_v
+        self.conv_p = nn.Conv2d(2, self.d, 1, bias=False)
         self.fc = nn.Conv2d(3 * N, k_conv * k_conv, 1, bias=False)
         self.dep_conv = nn.Conv2d(
-            k_conv * k_conv * self.d, C_out, k_conv, stride=stride, padding=k_conv // 2, groups=self.d
+            k_conv * k_conv * self.d, C_out, k_conv, stride=stride, padding=k_conv // 2, groups=self.d, bias=False
         )
-        self.alpha = nn.Parameter(torch.tensor(0.5))
-        self.beta = nn.Parameter(torch.tensor(0.5))
+        self.rate1 = nn.Parameter(torch.full((1,), 0.5))
+        self.rate2 = nn.Parameter(torch.full((1,), 0.5))
         self.reset_shift()
 
     @torch.no_grad()
@@ -59,44 +78,57 @@ class ACmix(nn.Module):
         for j in range(k * k):
             shift[j, j // k, j % k] = 1.0
         self.dep_conv.weight.copy_(shift.expand_as(self.dep_conv.weight))
-        self.dep_conv.bias.zero_()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.pop(prefix + "conv_p.bias", None)  # the authors' W_p bias cancels in p_i - p_j (docstring)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.q(x), self.k(x), self.v(x)
-        return self.alpha * self._attention(q, k, v) + self.beta * self._convolution(q, k, v)
+        q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
+        return self.rate1 * self._attention(q, k, v) + self.rate2 * self._convolution(q, k, v)
 
     def _convolution(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         B, _, H, W = q.shape
         f = self.fc(torch.cat([q, k, v], dim=1).view(B, 3 * self.N, self.d, H * W))  # B, k^2, d, HW
         return self.dep_conv(f.transpose(1, 2).reshape(B, self.d * self.k_conv**2, H, W))
 
-    def _offsets(self, H: int, W: int, device, dtype):
-        """Per window offset: (dy, dx), and the coordinate-grid difference g_i - g_j as (x, y)."""
+    def reflects(self, H: int, W: int) -> bool:
+        """Whether an H x W map gets the authors' reflection padding (else: masking, see docstring)."""
         r = self.k_att // 2
-        step_y = 2.0 / (H - 1) if H > 1 else 0.0
-        step_x = 2.0 / (W - 1) if W > 1 else 0.0
-        offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-        delta = torch.tensor([[-dx * step_x, -dy * step_y] for dy, dx in offsets], device=device, dtype=dtype)
-        return offsets, delta
+        return H > r and W > r
 
     def _attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         B, C, H, W = q.shape
         s, r, N, d = self.stride, self.k_att // 2, self.N, self.d
-        q = q.view(B * N, d, H, W)[:, :, ::s, ::s] * d**-0.5
+        grid = torch.stack(
+            torch.meshgrid(
+                torch.linspace(-1.0, 1.0, H, device=q.device, dtype=q.dtype),
+                torch.linspace(-1.0, 1.0, W, device=q.device, dtype=q.dtype),
+                indexing="ij",
+            )[::-1]
+        )  # channel 0 = x (along W), channel 1 = y (along H)
+        p = F.conv2d(grid[None], self.conv_p.weight)  # 1, d, H, W
+        q = (q.view(B * N, d, H, W) * d**-0.5)[:, :, ::s, ::s]
         Ho, Wo = q.shape[-2:]
-        k = F.pad(k.view(B * N, d, H, W), (r, r, r, r))
-        v = F.pad(v.view(B * N, d, H, W), (r, r, r, r))
-        inside = F.pad(q.new_ones(1, H, W, dtype=torch.bool), (r, r, r, r))
+        q_dot_p = (q * p[:, :, ::s, ::s]).sum(1, keepdim=True)
+        k = k.view(B * N, d, H, W) - p
+        v = v.view(B * N, d, H, W)
+        reflect = self.reflects(H, W)
+        if reflect:
+            k, v = _reflect_pad(k, r), _reflect_pad(v, r)
+        else:
+            k, v = (F.pad(t, (r, r, r, r)) for t in (k, v))
+            inside = F.pad(q.new_ones(1, H, W, dtype=torch.bool), (r, r, r, r))
 
         def window(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
             y0, x0 = r + dy, r + dx
             return t[..., y0 : y0 + s * (Ho - 1) + 1 : s, x0 : x0 + s * (Wo - 1) + 1 : s]
 
-        offsets, delta = self._offsets(H, W, q.device, q.dtype)
-        rel = delta @ self.pos.weight[:, :, 0, 0].t()                        # k_att^2, d: p_i - p_j
-        logits = F.conv2d(q, rel[:, :, None, None])                          # q_i . (p_i - p_j)
-        logits = logits + torch.stack([(q * window(k, dy, dx)).sum(1) for dy, dx in offsets], dim=1)
-        valid = torch.stack([window(inside, dy, dx)[0] for dy, dx in offsets])  # k_att^2, Ho, Wo
-        attn = logits.masked_fill(~valid, float("-inf")).softmax(dim=1)
+        offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        logits = q_dot_p + torch.stack([(q * window(k, dy, dx)).sum(1) for dy, dx in offsets], dim=1)
+        if not reflect:
+            valid = torch.stack([window(inside, dy, dx)[0] for dy, dx in offsets])  # k_att^2, Ho, Wo
+            logits = logits.masked_fill(~valid, float("-inf"))
+        attn = logits.softmax(dim=1)
         out = sum(attn[:, j : j + 1] * window(v, dy, dx) for j, (dy, dx) in enumerate(offsets))
         return out.view(B, C, Ho, Wo)

@@ -11,9 +11,16 @@ Per channel, over the H x W positions of X:
     E_inv = d / (4 (v + lambda)) + 1/2
     out   = x * sigmoid(E_inv)
 
-lambda defaults to 1e-4 (the module's default; the authors' ImageNet runs used 0.1).
 On a 1 x 1 map n would be 0; we use n = max(H * W - 1, 1), so d = v = 0 and
 out = x * sigmoid(1/2) instead of NaN.
+
+What the source paper (Hu, Tang, Zhu, Zhu, Intelligent Computer and Applications 14(8), 2024)
+states (Sec. 1.2): SimAM is combined with CA and "added at the first layer and the last layer of
+the network" (Fig. 3). What we chose, where it is silent: "first" = the stem, after CA and before
+the max pooling (64 channels), "last" = after layer4 (2048 channels): the placement "first_last"
+(fer_ablation/models/resnet.py; "blocks" puts SimAM after every Bottleneck's conv2, the SimAM
+authors' place). lambda: the paper gives none; 1e-4 is the SimAM module's default (the SimAM
+authors' ImageNet runs used 0.1), selectable with simam_lambda.
 """
 
 import torch
