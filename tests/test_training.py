@@ -13,7 +13,7 @@ from torchmetrics.functional.classification import multiclass_accuracy, multicla
 
 from fer_ablation import records
 from fer_ablation.lit_module import score
-from fer_ablation.run import compose
+from fer_ablation.config import compose
 from fer_ablation.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
