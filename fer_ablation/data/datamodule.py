@@ -59,14 +59,16 @@ STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)
 
 def resolve_data_config(data_cfg) -> dict:
     """A plain dict of the data config: an OmegaConf node as composed, or a mapping whose missing keys take the
-    values of ``conf/data/<name>.yaml`` (what ``data=<name>`` gives; ``root`` is always the caller's). An unknown
-    key is an error, as on Hydra's command line."""
+    values of ``conf/data/_common.yaml`` and, for keys only one data set has (the probe's knobs), of
+    ``conf/data/<name>.yaml``. An unknown key is an error, as on Hydra's command line."""
     if isinstance(data_cfg, DictConfig):
         data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
     name = data_cfg.get("name")
     if name not in NAMES:
         raise DataError(f"data.name {name!r} is not one of {', '.join(NAMES)}")
-    defaults = OmegaConf.create({**data_defaults(name), "root": None})
+    common = data_defaults("_common")
+    own = {k: v for k, v in data_defaults(name).items() if k not in common}
+    defaults = OmegaConf.create({**common, **own})
     OmegaConf.set_struct(defaults, True)
     try:
         cfg = OmegaConf.to_container(OmegaConf.merge(defaults, dict(data_cfg)), resolve=True)

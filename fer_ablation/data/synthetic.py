@@ -444,7 +444,12 @@ def render(index: int, *, image_size: int = 48, clutter: float = 0.5, face_scale
 
 def png_bytes(pixels: np.ndarray) -> bytes:
     """Encode a uint8 array (H, W) or (H, W, 3) as PNG with filter 0 and stored deflate blocks (no compression),
-    so the bytes depend only on the pixels, never on the zlib implementation."""
+    so the bytes depend only on the pixels, never on the zlib implementation.
+
+    Kept instead of Pillow's PNG writer: Pillow compresses with the zlib it was built against, and zlib and
+    zlib-ng give different bytes for the same pixels, which would break the byte-identical probe
+    (tests/test_synthetic.py) across installations. The format is the PNG specification (ISO/IEC 15948).
+    """
     height, width = pixels.shape[:2]
     raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(pixels, dtype=np.uint8))
     blocks = []
