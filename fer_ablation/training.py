@@ -280,8 +280,8 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     last = evaluate_splits(trainer, module, dm, splits)
     last_epoch = trainer.current_epoch
     best_path = checkpoint.best_model_path or str(checkpoint_dir / "best.ckpt")
-    best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=True)["epoch"]) + 1
     best_evaluations = evaluate_splits(trainer, module, dm, splits, ckpt_path=best_path)
+    best_epoch = module.loaded_epoch + 1  # set by FERModule.on_load_checkpoint when the best weights loaded
     if not trainer.is_global_zero:
         return {}
 

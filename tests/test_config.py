@@ -109,3 +109,16 @@ def test_cfg_job_shows_what_a_configuration_builds():
     assert done.returncode == 0, done.stderr[-2000:]
     job = yaml.safe_load(done.stdout)
     assert (job["configuration"], job["model"]["attention"], job["stem"]["name"]) == ("full", "ca+simam", "sc")
+
+
+def test_data_defaults_are_the_data_files(compose_cfg):
+    from fer_ablation.data import DataError, synthetic
+    from fer_ablation.data.datamodule import resolve_data_config
+
+    composed = resolve_data_config(compose_cfg("data=imagefolder", "data.root=/x", smoke=False).data)
+    assert resolve_data_config({"name": "imagefolder", "root": "/x", "grayscale": False}) == composed
+    probe = compose_cfg(smoke=False).data
+    assert synthetic.DEFAULT_KNOBS == {k: tuple(probe[k]) if k == "face_scale" else probe[k]
+                                       for k in synthetic.DEFAULT_KNOBS}
+    with pytest.raises(DataError, match="'colour'.*conf/data/synthetic.yaml"):
+        resolve_data_config({"name": "synthetic", "colour": True})
