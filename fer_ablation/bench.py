@@ -55,10 +55,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from fer_ablation import experiments, records
-from fer_ablation.run import compose
+from fer_ablation import experiments, provenance, records
+from fer_ablation.config import PROJECT_ROOT, compose
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIGS = ("baseline", "full")
 REQUIRED_KEYS = ("config", "device", "image_size", "batch_size", "precision",
                  "suite_images_per_s", "raw_images_per_s", "peak_memory_mb")
@@ -83,7 +82,7 @@ runpy.run_module("fer_ablation.run", run_name="__main__")
 class Setting:
     """One measured point."""
 
-    config: str  # a configuration of experiments/<ablation>.yaml, or ATTENTION/STEM
+    config: str  # a configuration (conf/configuration/) the tables file names, or ATTENTION/STEM
     device: str  # cpu | cuda
     image_size: int
     batch_size: int
@@ -113,7 +112,7 @@ def suite_overrides(setting: Setting, *, steps: int, eval_batches: int, ablation
         f"trainer.limit_train_batches={steps}",
         f"trainer.limit_val_batches={eval_batches}",
         f"trainer.precision={setting.precision}",
-        f"trainer.channels_last={str(setting.channels_last).lower()}",
+        f"speed.channels_last={str(setting.channels_last).lower()}",
         f"data.image_size={setting.image_size}",
         f"data.batch_size={setting.batch_size}",
         "force=true",
@@ -196,9 +195,9 @@ class Tensors:
 def load_tensors(cfg: DictConfig) -> Tensors:
     """The datamodule's in-memory train and val splits (the probe set by default)."""
     from fer_ablation.data import build_datamodule
-    from fer_ablation.training import apply_configuration, model_spec
+    from fer_ablation.training import model_spec
 
-    in_chans = model_spec(apply_configuration(cfg))["in_chans"]
+    in_chans = model_spec(cfg)["in_chans"]
     dm = build_datamodule(cfg.data, in_chans=in_chans, seed=int(cfg.seed))
     dm.setup("fit")
     if not dm.in_memory:
@@ -222,13 +221,13 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
     """Raw PyTorch training and evaluation images/s and peak memory for `setting`."""
     from fer_ablation.data import CLASSES
     from fer_ablation.models import build_model
-    from fer_ablation.training import apply_configuration, model_spec
+    from fer_ablation.training import model_spec
 
     device = torch.device(setting.device)
     torch.manual_seed(int(cfg.seed))
     memory = PeakMemory(device)
     with memory:
-        model = build_model(num_classes=len(CLASSES), **model_spec(apply_configuration(cfg))).to(device)
+        model = build_model(num_classes=len(CLASSES), **model_spec(cfg)).to(device)
         if setting.channels_last:
             model = model.to(memory_format=torch.channels_last)
         optimizer = hydra.utils.instantiate(cfg.optimizer)(params=model.parameters())
@@ -403,29 +402,13 @@ def environment() -> dict:
         "torch": torch.__version__,
         "lightning": lightning.__version__,
         "python": platform.python_version(),
-        "cpu": _cpu_name(),
+        "cpu": provenance.cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "git_commit": _git_commit(),
+        "git_commit": provenance.git_commit(),
     }
     return info
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def _git_commit() -> str | None:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or None
-    return None
 
 
 def _load() -> float:
@@ -448,9 +431,9 @@ def bench_one(setting: Setting, *, steps: int, warmup: int, eval_batches: int, a
     del data
     with tempfile.TemporaryDirectory(prefix="fer-bench-", dir=work_dir) as tmp:
         suite = measure_suite(cfg, setting, Path(tmp), steps=steps, eval_images=eval_images)
-    from fer_ablation.training import apply_configuration, model_spec
+    from fer_ablation.training import model_spec
 
-    spec = model_spec(apply_configuration(cfg))
+    spec = model_spec(cfg)
     record = {
         **asdict(setting),
         "attention": spec["attention"],
@@ -517,18 +500,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fer_ablation.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
-                   help="configuration names of experiments/<ablation>.yaml or ATTENTION/STEM (default: %(default)s)")
+                   help="configuration names (conf/configuration/) or ATTENTION/STEM (default: %(default)s)")
     p.add_argument("--sizes", nargs="+", type=int, default=[48], help="image sizes in px (default: 48)")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[32], help="training batch sizes (default: 32)")
     p.add_argument("--precisions", nargs="+", default=None,
                    help="Lightning precisions (default: 32-true; on CUDA also bf16-mixed)")
     p.add_argument("--channels-last", choices=("auto", "true", "false"), default="auto",
-                   help="auto: channels_last for mixed precision on CUDA (as trainer=gpu), else off")
+                   help="auto: channels_last for mixed precision on CUDA (as trainer=gpu), else off (speed.channels_last)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--steps", type=int, default=15, help="timed training steps per path (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed raw warm-up steps (the suite's is epoch 1)")
     p.add_argument("--eval-batches", type=int, default=1, help="validation batches timed (trainer.limit_val_batches)")
-    p.add_argument("--ablation", default="paper", help="experiments/<name>.yaml the configuration names come from")
+    p.add_argument("--ablation", default="paper", help="the tables file experiments/<name>.yaml that names the configurations (config key ablation)")
     p.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides, e.g. data=fer2013 data.root=DIR")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads for both paths (default: torch's, one per core)")

@@ -14,33 +14,29 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import records, resolvers
-from fer_ablation.run import CONFIG_DIR
+from fer_ablation import provenance, records
+from fer_ablation.config import CONFIG_DIR
 
 log = logging.getLogger("fer_ablation")
-resolvers.register()
 
 
 def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
     from fer_ablation.data import build_datamodule
     from fer_ablation.lit_module import FERModule
-    from fer_ablation.training import _device_name, _evaluate, _trainer_kwargs, _write_predictions
+    from fer_ablation.training import evaluate_splits, write_predictions
 
     out_dir = Path(out_dir)
     started = time.perf_counter()
     ckpt_path = Path(cfg.ckpt_path)
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file (expected a .ckpt written by a run)")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    hparams = checkpoint["hyper_parameters"]
-    spec, ckpt_classes = dict(hparams["model_spec"]), list(hparams["classes"])
+    module = FERModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    spec, ckpt_classes = dict(module.hparams.model_spec), list(module.hparams.classes)
 
     data_cfg = cfg.data.copy()
-    with open_dict(data_cfg):
-        data_cfg.ignore_unknown_classes = bool(cfg.ignore_unknown_classes)
+    data_cfg.ignore_unknown_classes = bool(cfg.ignore_unknown_classes)
     dm = build_datamodule(data_cfg, in_chans=spec["in_chans"], seed=0)
     dm.setup("validate")
     if list(dm.classes) != ckpt_classes:
@@ -48,14 +44,12 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
             f"{ckpt_path}: checkpoint classes {ckpt_classes} differ from the data module's {list(dm.classes)}"
         )
 
-    module = FERModule(model_spec=spec, classes=ckpt_classes)
-    module.load_state_dict(checkpoint["state_dict"])
-    trainer_kwargs, _ = _trainer_kwargs(cfg)
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.pop("max_epochs", None)
     trainer = L.Trainer(**trainer_kwargs, logger=False, enable_checkpointing=False,
                         default_root_dir=str(out_dir), enable_model_summary=False)
     splits = [s for s in cfg.splits if s != "test" or dm.has_test]
-    evaluations = _evaluate(trainer, module, dm, splits, ckpt_path=None)
+    evaluations = evaluate_splits(trainer, module, dm, splits)
     if not trainer.is_global_zero:
         return {}
     absent = {
@@ -74,15 +68,15 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
         "image_size": int(cfg.data.image_size),
         "classes": ckpt_classes,
         "num_classes": len(ckpt_classes),
-        "best": {"epoch": int(checkpoint.get("epoch", -1)) + 1,
+        "best": {"epoch": (module.loaded_epoch if module.loaded_epoch is not None else -1) + 1,
                  **{s: e.metrics for s, e in evaluations.items()}},
         "absent_classes": absent,
         "skipped_files": len(dm.skipped_files),
         "data_summary": dm.describe(),
-        "device": _device_name(trainer),
+        "device": provenance.device_name(trainer.strategy.root_device),
         "wall_s": round(time.perf_counter() - started, 2),
     }
-    _write_predictions(out_dir, dm, ckpt_classes, evaluations)
+    write_predictions(out_dir, dm, ckpt_classes, evaluations)
     records.write_metrics(out_dir, metrics)
     for split, ev in evaluations.items():
         log.info("%s on %s/%s: accuracy %.2f%%, macro F1 %.2f%% (n=%d)", ckpt_path.name,
@@ -91,7 +85,7 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
     return metrics
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
+@hydra.main(config_path=str(CONFIG_DIR), config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 

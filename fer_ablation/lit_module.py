@@ -86,6 +86,7 @@ class FERModule(L.LightningModule):
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.evaluations: dict[str, Evaluation] = {}
+        self.loaded_epoch: int | None = None  # the 0-based epoch of the last checkpoint loaded
         self._eval_outputs: dict[str, list] = {}
         self._train_sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
 
@@ -93,6 +94,9 @@ class FERModule(L.LightningModule):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.loaded_epoch = checkpoint.get("epoch")
 
     # training -------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

@@ -7,6 +7,7 @@ then rename), so an interrupted write never leaves half a file behind.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -14,7 +15,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
 import yaml
@@ -30,19 +31,31 @@ HISTORY_COLUMNS = (
 )
 
 
-def write_atomic(path: Path | str, text: str) -> None:
+@contextlib.contextmanager
+def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces `path` only when the block ends without error.
+
+    The data goes to a temporary file in the same folder, is flushed to disk, then renamed over `path`
+    (``os.replace``, atomic on POSIX and Windows), so readers see the old file or the whole new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path | str, text: str) -> None:
+    """Write `text` (UTF-8, newlines as given) to `path` atomically; see :func:`atomic_file`."""
+    with atomic_file(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def _json_safe(value: Any) -> Any:

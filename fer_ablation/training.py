@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,16 +18,14 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import experiments, records
+from fer_ablation import provenance, records
 from fer_ablation.data import build_datamodule
 from fer_ablation.lit_module import Evaluation, FERModule
 from fer_ablation.models import count_macs, count_parameters, parse_model_spec
-from fer_ablation.run import CONFIG_DIR
 
 log = logging.getLogger("fer_ablation")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def model_spec(cfg: DictConfig) -> dict:
@@ -46,58 +42,6 @@ def model_spec(cfg: DictConfig) -> dict:
         **(OmegaConf.to_container(model.options, resolve=True) or {}),
         **stem,
     }
-
-
-def apply_configuration(cfg: DictConfig) -> DictConfig:
-    """Resolve `configuration=<name>` into model.attention / stem / placement."""
-    if not cfg.get("configuration"):
-        return cfg
-    ablation = experiments.load(cfg.ablation)
-    name = cfg.configuration
-    if name not in ablation.configurations:
-        raise ValueError(
-            f"configuration={name!r} is not in experiments/{cfg.ablation}.yaml; "
-            f"expected one of {sorted(ablation.configurations)}"
-        )
-    chosen = ablation.configurations[name]
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        cfg.model.attention = chosen["attention"]
-        for module_name, placement in chosen.get("placement", {}).items():
-            cfg.model.placement[module_name] = placement
-        if cfg.stem.name != chosen["stem"]:
-            stem_file = Path(CONFIG_DIR) / "stem" / f"{chosen['stem']}.yaml"
-            cfg.stem = OmegaConf.load(stem_file)
-    return cfg
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict:
-    import hydra as hydra_pkg
-    import torchmetrics
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "lightning": L.__version__,
-        "torchmetrics": torchmetrics.__version__,
-        "hydra": hydra_pkg.__version__,
-    }
-
-
-def _split_record(evaluation: Evaluation) -> dict:
-    return evaluation.metrics
 
 
 class RunRecorder(Callback):
@@ -219,12 +163,6 @@ def _resume_checkpoint(checkpoint_dir: Path) -> Path | None:
     return last if last.is_file() else None
 
 
-def _trainer_kwargs(cfg: DictConfig) -> tuple[dict, dict]:
-    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    speed = {k: kwargs.pop(k) for k in ("channels_last", "compile") if k in kwargs}
-    return kwargs, speed
-
-
 def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
     """Train one configuration into `run_dir` (default: Hydra's output folder); return metrics."""
     if run_dir is None:
@@ -252,7 +190,6 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
     }
     started = time.perf_counter()
     try:
-        cfg = apply_configuration(cfg)
         spec = model_spec(cfg)
         parse_model_spec(spec["attention"], spec["stem"], spec["placement"])
         base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"])
@@ -274,7 +211,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    trainer_kwargs, speed = _trainer_kwargs(cfg)
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
 
     dm = build_datamodule(cfg.data, in_chans=spec["in_chans"], seed=int(cfg.seed))
     dm.prepare_data()
@@ -295,7 +232,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         label_smoothing=float(cfg.loss.label_smoothing),
         class_weights=class_weights,
-        channels_last=bool(speed.get("channels_last", False)),
+        channels_last=bool(cfg.speed.channels_last),
     )
     try:
         module = FERModule(pretrained=pretrained, **module_kwargs)
@@ -305,7 +242,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         log.warning("ImageNet weights unavailable, training from scratch instead: %s", exc)
         pretrained_note = f"none ({pretrained} requested, weights not found)"
         module = FERModule(pretrained=None, **module_kwargs)
-    if speed.get("compile"):
+    if cfg.speed.compile:
         os.environ.setdefault(
             "TORCHINDUCTOR_CACHE_DIR", str(Path(os.path.expanduser(cfg.data.cache_dir)) / "inductor")
         )
@@ -340,17 +277,17 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
 
     splits = ["val", "test"] if dm.has_test else ["val"]
-    last = _evaluate(trainer, module, dm, splits, ckpt_path=None)
+    last = evaluate_splits(trainer, module, dm, splits)
     last_epoch = trainer.current_epoch
     best_path = checkpoint.best_model_path or str(checkpoint_dir / "best.ckpt")
-    best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=True)["epoch"]) + 1
-    best_evaluations = _evaluate(trainer, module, dm, splits, ckpt_path=best_path)
+    best_evaluations = evaluate_splits(trainer, module, dm, splits, ckpt_path=best_path)
+    best_epoch = module.loaded_epoch + 1  # set by FERModule.on_load_checkpoint when the best weights loaded
     if not trainer.is_global_zero:
         return {}
 
     best = {"epoch": best_epoch, **{s: e.metrics for s, e in best_evaluations.items()}}
     last_record = {"epoch": last_epoch, **{s: e.metrics for s, e in last.items()}}
-    _write_predictions(run_dir, dm, classes, best_evaluations)
+    write_predictions(run_dir, dm, classes, best_evaluations)
 
     image_size = int(cfg.data.image_size)
     metrics = {
@@ -366,12 +303,12 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "macs": count_macs(module.model.cpu(), image_size, in_chans=spec["in_chans"]),
         "train_images_per_s": round(recorder.train_images / max(recorder.train_seconds, 1e-9), 2),
         "wall_s": round(time.perf_counter() - started, 2),
-        "device": _device_name(trainer),
+        "device": provenance.device_name(trainer.strategy.root_device),
         "precision": str(trainer_kwargs.get("precision")),
         "data_summary": dm.describe(),
         "skipped_files": len(dm.skipped_files),
-        "versions": _versions(),
-        "git_commit": _git_commit(),
+        "versions": provenance.versions(),
+        "git_commit": provenance.git_commit(),
     }
     records.write_metrics(run_dir, metrics)
     _log_wandb_tables(loggers, classes, best)
@@ -384,7 +321,8 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     return metrics
 
 
-def _evaluate(trainer, module, dm, splits, ckpt_path) -> dict[str, Evaluation]:
+def evaluate_splits(trainer: L.Trainer, module: FERModule, dm, splits, ckpt_path=None) -> dict[str, Evaluation]:
+    """Score `module` (or the weights at `ckpt_path`) on `splits` of `dm`: val always, test when listed."""
     module.evaluations.clear()
     trainer.validate(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
     if "test" in splits:
@@ -392,7 +330,8 @@ def _evaluate(trainer, module, dm, splits, ckpt_path) -> dict[str, Evaluation]:
     return dict(module.evaluations)
 
 
-def _write_predictions(run_dir: Path, dm, classes: list[str], evaluations: dict[str, Evaluation]) -> None:
+def write_predictions(run_dir: Path, dm, classes: list[str], evaluations: dict[str, Evaluation]) -> None:
+    """predictions.csv of `evaluations`, with each sample's file path from the data module."""
     rows = []
     for split, ev in evaluations.items():
         paths = dm.split_paths(split)
@@ -403,9 +342,3 @@ def _write_predictions(run_dir: Path, dm, classes: list[str], evaluations: dict[
             })
     records.write_predictions(run_dir, classes, rows)
 
-
-def _device_name(trainer) -> str:
-    device = trainer.strategy.root_device
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"{device.type}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -36,7 +36,7 @@ def compose_cfg():
     """Compose the run config as `python -m fer_ablation.run` would, smoke-sized."""
 
     def _compose(*overrides: str, config_name: str = "config", smoke: bool = True):
-        from fer_ablation.run import compose
+        from fer_ablation.config import compose
 
         return compose([*(SMOKE if smoke else []), *overrides], config_name)
 

@@ -1,9 +1,15 @@
 """Every config group composes, and the experiment/debug files hold only what they change."""
 
+import subprocess
+import sys
+
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
-from fer_ablation.training import apply_configuration, model_spec
+from fer_ablation import experiments
+from fer_ablation.config import CONFIG_DIR, PROJECT_ROOT
+from fer_ablation.training import model_spec
 
 
 def test_defaults_are_the_cpu_budget_on_the_probe_set(compose_cfg):
@@ -37,6 +43,9 @@ def test_demo_experiment_is_the_paper_sweep_on_the_default_budget(compose_cfg):
     ("data", "rafdb", "data.name", "rafdb"),
     ("trainer", "cpu", "trainer.accelerator", "cpu"),
     ("trainer", "gpu", "trainer.precision", "bf16-mixed"),
+    ("trainer", "gpu", "speed.channels_last", True),
+    ("speed", "gpu", "speed.channels_last", True),
+    ("configuration", "sc_ca", "model.attention", "ca"),
     ("trainer", "ddp", "trainer.strategy", "ddp"),
     ("logger", "csv", "logger.name", "csv"),
     ("logger", "none", "logger.name", "none"),
@@ -62,8 +71,54 @@ def test_paper_experiment_carries_the_papers_training_settings(compose_cfg):
 
 
 def test_configuration_name_decides_the_model(compose_cfg):
-    cfg = apply_configuration(compose_cfg("configuration=full"))
+    cfg = compose_cfg("configuration=full")
     spec = model_spec(cfg)
-    assert (spec["attention"], spec["stem"], spec["sc_kernel"]) == ("ca+simam", "sc", 1)
-    with pytest.raises(ValueError, match="expected one of"):
-        apply_configuration(compose_cfg("configuration=nope"))
+    assert (cfg.configuration, spec["attention"], spec["stem"], spec["sc_kernel"]) == ("full", "ca+simam", "sc", 1)
+    with pytest.raises(Exception, match="nope"):
+        compose_cfg("configuration=nope")
+
+
+def test_later_overrides_win_over_a_configuration(compose_cfg):
+    cfg = compose_cfg("configuration=baseline", "model.attention=ca")
+    assert (cfg.configuration, model_spec(cfg)["attention"]) == ("baseline", "ca")
+    assert compose_cfg("configuration=full", "stem=stride2").stem.name == "stride2"
+
+
+@pytest.mark.parametrize("name", list(experiments.load("paper").configurations))
+def test_configuration_files_build_what_the_tables_file_reads(compose_cfg, name):
+    conf = experiments.load("paper").configurations[name]
+    spec = model_spec(compose_cfg(f"configuration={name}", smoke=False))
+    assert (spec["attention"], spec["stem"], spec["placement"]) == \
+        (conf["attention"], conf["stem"], conf.get("placement", {}))
+
+
+def test_trainer_group_holds_only_trainer_arguments(compose_cfg):
+    import inspect
+
+    import lightning as L
+
+    accepted = set(inspect.signature(L.Trainer).parameters)
+    for path in sorted((CONFIG_DIR / "trainer").glob("*.yaml")):
+        cfg = compose_cfg(f"trainer={path.stem}", smoke=False)
+        assert set(cfg.trainer) <= accepted, (path.name, sorted(set(cfg.trainer) - accepted))
+
+
+def test_cfg_job_shows_what_a_configuration_builds():
+    done = subprocess.run([sys.executable, "-m", "fer_ablation.run", "configuration=full", "--cfg", "job"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    job = yaml.safe_load(done.stdout)
+    assert (job["configuration"], job["model"]["attention"], job["stem"]["name"]) == ("full", "ca+simam", "sc")
+
+
+def test_data_defaults_are_the_data_files(compose_cfg):
+    from fer_ablation.data import DataError, synthetic
+    from fer_ablation.data.datamodule import resolve_data_config
+
+    composed = resolve_data_config(compose_cfg("data=imagefolder", "data.root=/x", smoke=False).data)
+    assert resolve_data_config({"name": "imagefolder", "root": "/x", "grayscale": False}) == composed
+    probe = compose_cfg(smoke=False).data
+    assert synthetic.DEFAULT_KNOBS == {k: tuple(probe[k]) if k == "face_scale" else probe[k]
+                                       for k in synthetic.DEFAULT_KNOBS}
+    with pytest.raises(DataError, match="'colour'.*conf/data/synthetic.yaml"):
+        resolve_data_config({"name": "synthetic", "colour": True})

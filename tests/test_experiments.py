@@ -1,4 +1,8 @@
+import pytest
+import yaml
+
 from fer_ablation import experiments
+from fer_ablation.config import CONFIG_DIR
 
 
 def test_paper_tables_are_complete_and_deduplicated():
@@ -10,6 +14,9 @@ def test_paper_tables_are_complete_and_deduplicated():
     assert ablation.baseline == "baseline"
     table3 = {r.label: r.reported["accuracy"] for r in ablation.tables[2].rows}
     assert table3["ResNet50+CA+SimAM+SC"] == 76.91
+    assert ablation.configurations["full"] == {"attention": "ca+simam", "stem": "sc"}
+    assert ablation.configurations["simam"] == {"attention": "simam", "stem": "stride2"}
+    assert ablation.label_of("sc_ca") == "ResNet50+SC+CA"
 
 
 def test_configuration_lookup_ignores_attention_order():
@@ -18,3 +25,30 @@ def test_configuration_lookup_ignores_attention_order():
     assert ablation.configuration_of("ca+simam", "stride2") == "simam_ca"
     assert ablation.configuration_of("none", "stride2") == "baseline"
     assert ablation.configuration_of("se", "stride2") is None
+
+
+@pytest.mark.parametrize("experiment", ["paper", "demo"])
+def test_sweeps_run_the_configurations_the_tables_file_names(experiment):
+    sweep = yaml.safe_load((CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text())["hydra"]["sweeper"]["params"]
+    assert sweep["configuration"].split(",") == list(experiments.load("paper").configurations)
+
+
+def test_demo_sweep_runs_every_seed_0_before_seed_1():
+    params = list(yaml.safe_load((CONFIG_DIR / "experiment" / "demo.yaml").read_text())["hydra"]["sweeper"]["params"])
+    assert params.index("seed") < params.index("configuration")  # Hydra's basic sweeper: first key varies slowest
+
+
+def test_every_configuration_file_is_named_by_the_tables_file():
+    files = sorted(p.stem for p in (CONFIG_DIR / "configuration").glob("*.yaml"))
+    assert files == sorted(experiments.load("paper").configurations)
+
+
+def test_bad_configuration_files_name_file_and_value(tmp_path):
+    (tmp_path / "odd.yaml").write_text("configuration: odd\nmodel: {attention: ca, pretrained: imagenet}\n")
+    with pytest.raises(ValueError, match=r"odd.yaml.*model.pretrained"):
+        experiments.read_configuration("odd", tmp_path)
+    (tmp_path / "misnamed.yaml").write_text("configuration: other\nmodel: {attention: ca}\n")
+    with pytest.raises(ValueError, match=r"misnamed.yaml.*configuration: misnamed"):
+        experiments.read_configuration("misnamed", tmp_path)
+    with pytest.raises(FileNotFoundError, match="nothere"):
+        experiments.read_configuration("nothere", tmp_path)

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from fer_ablation import gradcam
 from fer_ablation.data.labels import CLASSES
 from fer_ablation.lit_module import FERModule
-from fer_ablation.run import compose
+from fer_ablation.config import compose
 from fer_ablation.training import train
 from tests.conftest import SMOKE
 

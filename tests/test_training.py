@@ -13,7 +13,7 @@ from torchmetrics.functional.classification import multiclass_accuracy, multicla
 
 from fer_ablation import records
 from fer_ablation.lit_module import score
-from fer_ablation.run import compose
+from fer_ablation.config import compose
 from fer_ablation.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,8 @@ def test_run_leaves_a_complete_record(baseline_run):
     assert 1 <= on_disk["best"]["epoch"] <= 2 and on_disk["last"]["epoch"] == 2
     history = pd.read_csv(run_dir / "history.csv")
     assert history["epoch"].tolist() == [1, 2]
+    # the first epoch with the highest val accuracy (ModelCheckpoint keeps only strict improvements)
+    assert on_disk["best"]["epoch"] == int(history["epoch"][history["val_accuracy"].idxmax()])
     assert history[["train_loss", "val_accuracy", "lr", "epoch_s", "step_s"]].notna().all().all()
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "csv" / "metrics.csv").is_file()
@@ -118,6 +120,7 @@ def test_evaluate_scores_a_checkpoint_with_the_same_contract(baseline_run, compo
                       config_name="evaluate", smoke=False)
     result = evaluate(cfg, tmp_path)
     assert result["best"]["val"]["accuracy"] == metrics["best"]["val"]["accuracy"]
+    assert result["best"]["epoch"] == metrics["best"]["epoch"]  # best.ckpt's own epoch
     assert result["absent_classes"] == {"val": []}
     assert len(records.read_predictions(tmp_path)) == 70
 

@@ -1,6 +1,7 @@
 """Batched augmentation and input normalisation on the batch's device.
 
-Training augmentation (SPEC §5: random crop with padding, horizontal flip, small rotation) is one affine warp
+Training augmentation (random crop with padding, horizontal flip, small rotation: the paper does not state its
+augmentation, so these common FER choices are config values, conf/data/_common.yaml) is one affine warp
 per image, sampled with ``F.affine_grid`` / ``F.grid_sample`` (bilinear, ``align_corners=False``). In normalised
 coordinates (x, y) in [-1, 1] the warp maps each output pixel to the input location
 

@@ -20,24 +20,25 @@ they are skipped with a warning and listed in ``skipped_files``; a split with mo
 ``name: synthetic`` generates the probe into the cache (``ensure_synthetic``) when ``root`` is null; a given
 ``root`` (e.g. the output of ``python -m fer_ablation.data.synthetic --out DIR``) is read as an image folder.
 
-The cache directory is ``cache_dir`` (default ``~/.cache/fer_ablation``); the environment variable
-``FER_ABLATION_CACHE``, when set, overrides it.
+The cache directory is ``cache_dir``; its default (``conf/data/_common.yaml``) is ``FER_ABLATION_CACHE`` when
+set, else ``~/.cache/fer_ablation``.
 """
 
 from __future__ import annotations
 
-import copy
-import os
 import warnings
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError
 from torch.utils.data import DataLoader
 
-from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, BatchAugment, to_model_input
+from fer_ablation.data.augment import BatchAugment, to_model_input
 from fer_ablation.data.decode import FileDataset
+from fer_ablation.data.defaults import data_defaults
 from fer_ablation.data.errors import DataError
 from fer_ablation.data.fer2013 import fer2013_samples
 from fer_ablation.data.folders import SampleSplits, imagefolder_samples
@@ -53,56 +54,27 @@ from fer_ablation.data.rafdb import rafdb_samples
 
 NAMES = ("synthetic", "fer2013", "imagefolder", "rafdb")
 SPLITS = ("train", "val", "test")
-DEFAULTS = {
-    "name": "synthetic",
-    "root": None,
-    "image_size": 48,
-    "grayscale": True,
-    "batch_size": 32,
-    "eval_batch_size": 256,
-    "num_workers": 0,
-    "in_memory": "auto",
-    "cache_dir": "~/.cache/fer_ablation",
-    "val_fraction": 0.2,
-    "split_seed": 0,
-    "max_skipped_fraction": 0.01,
-    "ignore_unknown_classes": False,
-    "augment": {"enabled": True, "crop_padding": 4, "hflip": True, "rotation_degrees": 10, "padding_mode": "zeros"},
-    "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-    # synthetic probe knobs (name=synthetic only)
-    "n_images": 1880,
-    "n_val": 379,
-    "clutter": 0.5,
-    "face_scale": [0.6, 0.9],
-    "seed": 0,
-}
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("val", "test")}
 
 
-def resolve_data_config(data_cfg=None) -> dict:
-    """A plain dict of the data config (OmegaConf or mapping) with the contract's defaults filled in."""
-    if data_cfg is None:
-        data_cfg = {}
+def resolve_data_config(data_cfg) -> dict:
+    """A plain dict of the data config: an OmegaConf node as composed, or a mapping whose missing keys take the
+    values of ``conf/data/_common.yaml`` and, for keys only one data set has (the probe's knobs), of
+    ``conf/data/<name>.yaml``. An unknown key is an error, as on Hydra's command line."""
+    if isinstance(data_cfg, DictConfig):
+        data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+    name = data_cfg.get("name")
+    if name not in NAMES:
+        raise DataError(f"data.name {name!r} is not one of {', '.join(NAMES)}")
+    common = data_defaults("_common")
+    own = {k: v for k, v in data_defaults(name).items() if k not in common}
+    defaults = OmegaConf.create({**common, **own})
+    OmegaConf.set_struct(defaults, True)
     try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(data_cfg, DictConfig):
-            data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
-    except ImportError:  # omegaconf is a dependency, but plain dicts need nothing from it
-        pass
-    cfg = copy.deepcopy(DEFAULTS)
-    unknown = sorted(set(data_cfg) - set(DEFAULTS))
-    if unknown:
-        warnings.warn(f"ignoring unknown data config keys {unknown}", stacklevel=3)
-    for key, value in data_cfg.items():
-        if key == "augment" and isinstance(value, bool):
-            cfg[key]["enabled"] = value
-        elif key in ("augment", "normalize") and value is not None:
-            cfg[key].update(dict(value))
-        elif key in DEFAULTS:
-            cfg[key] = value
-    if cfg["name"] not in NAMES:
-        raise DataError(f"data.name {cfg['name']!r} is not one of {', '.join(NAMES)}")
+        cfg = OmegaConf.to_container(OmegaConf.merge(defaults, dict(data_cfg)), resolve=True)
+    except ConfigKeyError as err:
+        raise DataError(f"data config: {str(err).splitlines()[0]}; expected the keys of "
+                        f"conf/data/{name}.yaml") from err
     in_memory = cfg["in_memory"]
     if isinstance(in_memory, str):
         in_memory = {"auto": "auto", "true": True, "false": False}.get(in_memory.lower(), in_memory)
@@ -114,26 +86,22 @@ def resolve_data_config(data_cfg=None) -> dict:
     return cfg
 
 
-def resolve_cache_dir(value) -> Path:
-    return Path(os.environ.get("FER_ABLATION_CACHE") or value or DEFAULTS["cache_dir"]).expanduser()
-
-
 class FERDataModule(L.LightningDataModule):
     """Data for one run; see the module docstring and ``build_datamodule``."""
 
-    def __init__(self, data_cfg=None, in_chans: int = 3, seed: int = 0):
+    def __init__(self, data_cfg, in_chans: int = 3, seed: int = 0):
         super().__init__()
         self.cfg = resolve_data_config(data_cfg)
         self.in_chans, self.seed = int(in_chans), int(seed)
         self.classes: tuple[str, ...] = CLASSES
         self.num_classes = len(CLASSES)
-        self.cache_dir = resolve_cache_dir(self.cfg["cache_dir"])
+        self.cache_dir = Path(self.cfg["cache_dir"]).expanduser()
         aug = self.cfg["augment"]
         self.augment = None
-        if aug.get("enabled", True):
+        if aug["enabled"]:
             self.augment = BatchAugment(crop_padding=aug["crop_padding"], hflip=aug["hflip"],
-                                        rotation_degrees=aug["rotation_degrees"],
-                                        padding_mode=aug.get("padding_mode", "zeros"), seed=self.seed)
+                                        rotation_degrees=aug["rotation_degrees"], padding_mode=aug["padding_mode"],
+                                        seed=self.seed)
         self._sources: SampleSplits | None = None
         self._root: Path | None = None
         self._decoded: dict[str, DecodedSplit] = {}
@@ -305,6 +273,6 @@ class FERDataModule(L.LightningDataModule):
         }
 
 
-def build_datamodule(data_cfg=None, in_chans: int = 3, seed: int = 0) -> FERDataModule:
-    """The datamodule for ``cfg.data`` (an OmegaConf node or a mapping; missing keys take the defaults)."""
+def build_datamodule(data_cfg, in_chans: int = 3, seed: int = 0) -> FERDataModule:
+    """The datamodule for ``cfg.data`` (an OmegaConf node or a mapping; see :func:`resolve_data_config`)."""
     return FERDataModule(data_cfg, in_chans=in_chans, seed=seed)

@@ -1,6 +1,7 @@
 """FER2013 (Goodfellow et al., 2013, arXiv:1307.0414) sample source.
 
-Protocol (SPEC §6): train on Training (28,709), select on PublicTest (3,589), report PrivateTest (3,589).
+Protocol (Goodfellow et al. 2013; the common FER2013 benchmark): train on Training (28,709), select on
+PublicTest (3,589), report PrivateTest (3,589).
 Two distributions are accepted:
 
 - image folders ``root/train/<class>/Training_*`` and ``root/test/<class>/{PublicTest_*, PrivateTest_*}``:

@@ -1,6 +1,7 @@
 """Image-folder sample sources: files on disk -> (path, canonical label) per split.
 
-Two layouts are accepted (the paper's own data set came in either, SPEC §6):
+Two layouts are accepted (Hu et al. 2024, Sec. 2.1, train on a private set of 1,880 images split 1,501 / 379;
+these are the two ways such a set is usually stored):
 
 - split: ``root/train/<class>/*``, ``root/val/<class>/*`` (``valid``/``validation`` too), optional
   ``root/test/<class>/*``. Without a val folder, val is split off train (stratified, see below).

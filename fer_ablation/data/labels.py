@@ -1,4 +1,4 @@
-"""Canonical expression classes (SPEC §6) and the maps from each data set's labels to them.
+"""Canonical expression classes (FER2013's seven, Goodfellow et al. 2013) and the maps from each data set's labels to them.
 
 Every loader maps its own label names or codes to the seven canonical classes, in this order
 (index 0..6), so that metrics and predictions are comparable across data sets.

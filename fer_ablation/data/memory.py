@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 from fer_ablation.data import decode
 from fer_ablation.data.decode import decode_samples
 from fer_ablation.data.folders import Samples, display_path
+from fer_ablation.records import atomic_file, write_atomic
 
 CACHE_VERSION = 1
 MEMORY_LIMIT_BYTES = 4 * 2**30  # in_memory: auto uses the tensor cache below this size
@@ -67,16 +67,6 @@ def estimate_cache_bytes(n_images: int, image_size: int, grayscale: bool) -> int
     return n_images * (1 if grayscale else 3) * image_size * image_size
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 @dataclass
 class DecodedSplit:
     """A split after decoding: ``samples`` are the readable ones, in the order of ``images``' rows."""
@@ -103,11 +93,12 @@ def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: i
     images, kept, skipped = decode_samples(samples, image_size, grayscale, keep_pixels=keep_pixels, desc=desc)
     folder.mkdir(parents=True, exist_ok=True)
     if keep_pixels:
-        _atomic_write(npy_file, lambda f: np.save(f, images))
+        with atomic_file(npy_file) as f:
+            np.save(f, images)
     kept_samples = samples.subset(kept)
     meta = {"kept": kept, "paths": [display_path(p) for p in kept_samples.paths], "targets": kept_samples.targets,
             "skipped": skipped, "settings": settings, "image_size": image_size, "grayscale": grayscale}
-    _atomic_write(meta_file, lambda f: f.write(json.dumps(meta).encode()))
+    write_atomic(meta_file, json.dumps(meta))
     if keep_pixels:
         images = np.load(npy_file, mmap_mode="r")
     return DecodedSplit(kept_samples, images, skipped, False, npy_file if keep_pixels else meta_file)

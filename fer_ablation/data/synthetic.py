@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from fer_ablation.data.defaults import data_defaults
 from fer_ablation.data.errors import DataError
 from fer_ablation.data.labels import CLASSES
 
@@ -59,15 +60,10 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION = 2
 SUPERSAMPLE = 4
 
-DEFAULT_KNOBS: dict = {
-    "n_images": 1880,
-    "n_val": 379,
-    "image_size": 48,
-    "clutter": 0.5,
-    "face_scale": (0.6, 0.9),
-    "seed": 0,
-    "grayscale": True,
-}
+# The probe's defaults are those of `data=synthetic` (conf/data/synthetic.yaml), the one place they are written.
+DEFAULT_KNOBS: dict = {k: v for k, v in data_defaults("synthetic").items()
+                       if k in ("n_images", "n_val", "image_size", "clutter", "face_scale", "seed", "grayscale")}
+DEFAULT_KNOBS["face_scale"] = tuple(DEFAULT_KNOBS["face_scale"])
 
 # Difficulty: tuned so that the default CPU budget (conf/config.yaml: from-scratch ResNet50, 48 px, batch 16,
 # AdamW + cosine, 4 epochs) lands mid-range; the measured accuracies, and how they move with clutter and
@@ -448,7 +444,12 @@ def render(index: int, *, image_size: int = 48, clutter: float = 0.5, face_scale
 
 def png_bytes(pixels: np.ndarray) -> bytes:
     """Encode a uint8 array (H, W) or (H, W, 3) as PNG with filter 0 and stored deflate blocks (no compression),
-    so the bytes depend only on the pixels, never on the zlib implementation."""
+    so the bytes depend only on the pixels, never on the zlib implementation.
+
+    Kept instead of Pillow's PNG writer: Pillow compresses with the zlib it was built against, and zlib and
+    zlib-ng give different bytes for the same pixels, which would break the byte-identical probe
+    (tests/test_synthetic.py) across installations. The format is the PNG specification (ISO/IEC 15948).
+    """
     height, width = pixels.shape[:2]
     raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(pixels, dtype=np.uint8))
     blocks = []

@@ -1,6 +1,7 @@
 """ResNet50 (torchvision layout and parameter names) with a selectable stem and attention modules.
 
-Where each module goes (SPEC sections 2 and 4):
+Where each module goes (Hu et al. 2024, Sec. 1.1-1.3 and Figs. 2-4, for CA, SimAM and SC; for the
+others, each module's own paper, cited in its file under fer_ablation/models/attention/):
 
     conv1 -> bn1 -> relu -> [sc] -> attention.stem -> maxpool
     layer1 -> attention.layer1 -> ... -> layer4 -> attention.layer4 -> avgpool -> fc
