@@ -19,11 +19,13 @@ the input from an image, as training did (``fer_ablation.data.decode`` then
     model_spec   JSON, the architecture (attention modules, stem)
 
 Then a parity check: onnxruntime's logits against PyTorch's on random images (two batch sizes,
-to exercise the dynamic axis); the largest absolute difference is printed and the export fails
-(and removes the file) above ``parity.tolerance``.
+to exercise the dynamic axis). The largest absolute difference is printed and bounded by
+``parity.atol + parity.rtol * max |logit|``: float32 rounding grows with the logits' magnitude (a
+trained model's logits of about 250 differed by 4e-4, relative 1.6e-6). Above the bound the export
+fails and removes the file.
 
 Every attention module (CA, SimAM, BAM, ECA, ACmix, CoordAtt, SE, CBAM) and both stems export at
-opset 17 and pass with differences of 1e-7 to 7e-5 (randomly initialised, 32 px, CPU). The tracer
+opset 17 and match with absolute differences of 1e-7 to 7e-5 (randomly initialised, 32 px, CPU). The tracer
 warns about SimAM's ``n = H * W - 1``: it is recorded as a constant, which is right because the
 input size is fixed.
 """
@@ -52,14 +54,23 @@ INPUT, OUTPUT = "input", "logits"
 
 
 class ParityError(AssertionError):
-    """onnxruntime's outputs differ from PyTorch's by more than the tolerance."""
+    """onnxruntime's outputs differ from PyTorch's by more than the bound."""
+
+
+@dataclass
+class Parity:
+    max_abs_diff: float  # largest |onnxruntime - PyTorch| over every logit
+    max_abs_logit: float  # largest |PyTorch logit|, the scale of float32 rounding
+
+    def bound(self, atol: float, rtol: float) -> float:
+        return atol + rtol * self.max_abs_logit
 
 
 @dataclass
 class ExportResult:
     path: Path
-    max_abs_diff: float
-    tolerance: float
+    parity: Parity
+    bound: float
     metadata: dict[str, str]
 
 
@@ -106,13 +117,13 @@ def export_onnx(model: torch.nn.Module, pre: Preprocessing, path: Path | str, pr
     return path
 
 
-def max_abs_difference(model: torch.nn.Module, pre: Preprocessing, path: Path | str, batch_sizes=(3, 1),
-                       seed: int = 0) -> float:
-    """Largest |logit difference| between onnxruntime (CPU) and PyTorch on random images."""
+def parity(model: torch.nn.Module, pre: Preprocessing, path: Path | str, batch_sizes=(3, 1),
+           seed: int = 0) -> Parity:
+    """Largest |logit difference| between onnxruntime (CPU) and PyTorch on random images, and the logits' scale."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
+    worst, scale = 0.0, 0.0
     for i, n in enumerate(batch_sizes):
         x = sample_inputs(pre, n, seed=seed + 1 + i)
         with torch.no_grad():
@@ -125,7 +136,8 @@ def max_abs_difference(model: torch.nn.Module, pre: Preprocessing, path: Path | 
         if not np.isfinite(diff).all():
             raise ParityError(f"{path}: non-finite logits (onnxruntime or PyTorch) for a batch of {n}")
         worst = max(worst, float(diff.max()))
-    return worst
+        scale = max(scale, float(np.abs(expected).max()))
+    return Parity(worst, scale)
 
 
 def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
@@ -139,14 +151,19 @@ def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
     path = Path(cfg.out) if cfg.out else Path(out_dir) / f"{Path(cfg.ckpt_path).stem}.onnx"
     props = metadata(module.hparams["classes"], pre, module.hparams["model_spec"])
     export_onnx(module.model, pre, path, props, opset=cfg.opset)
-    tolerance = float(cfg.parity.tolerance)
-    diff = max_abs_difference(module.model, pre, path, seed=int(cfg.parity.seed))
-    print(f"{path}: onnxruntime vs PyTorch logits, max abs difference {diff:.3g} (tolerance {tolerance:g})")
-    if not diff <= tolerance:
+    atol, rtol = float(cfg.parity.atol), float(cfg.parity.rtol)
+    if atol < 0 or rtol < 0:
+        raise ValueError(f"parity.atol={atol} and parity.rtol={rtol} must be >= 0")
+    check = parity(module.model, pre, path, seed=int(cfg.parity.seed))
+    bound = check.bound(atol, rtol)
+    print(f"{path}: onnxruntime vs PyTorch logits, max abs difference {check.max_abs_diff:.3g} "
+          f"(bound {bound:.3g} = {atol:g} + {rtol:g} x max |logit| {check.max_abs_logit:.3g})")
+    if not check.max_abs_diff <= bound:
         path.unlink()
-        raise ParityError(f"{path}: onnxruntime's logits differ from PyTorch's by up to {diff:.3g} "
-                          f"(> parity.tolerance={tolerance:g}); the file is not a faithful export and was removed")
-    return ExportResult(path, diff, tolerance, props)
+        raise ParityError(f"{path}: onnxruntime's logits differ from PyTorch's by up to {check.max_abs_diff:.3g} "
+                          f"(> {bound:.3g} = parity.atol + parity.rtol x max |logit|); the file is not a faithful "
+                          "export and was removed")
+    return ExportResult(path, check, bound, props)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")

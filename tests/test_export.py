@@ -32,7 +32,9 @@ def _cfg(compose_cfg, *overrides):
 def test_export_baseline_checkpoint(compose_cfg, checkpoint, tmp_path, one_thread):
     result = export.export(_cfg(compose_cfg, f"ckpt_path={checkpoint}", f"image_size={SIZE}", "grayscale=true"),
                            tmp_path)
-    assert result.path == tmp_path / "best.onnx" and result.max_abs_diff <= result.tolerance == 1e-3
+    assert result.path == tmp_path / "best.onnx"
+    assert result.bound == pytest.approx(1e-4 + 1e-4 * result.parity.max_abs_logit)
+    assert 0 < result.parity.max_abs_diff <= result.bound
 
     model = onnx.load(str(result.path))
     meta = {p.key: p.value for p in model.metadata_props}
@@ -71,7 +73,8 @@ def test_full_model_passes_parity(tmp_path, one_thread):
     model = build_model("ca+simam", "sc", num_classes=7).eval()
     pre = Preprocessing(SIZE, True, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     path = export.export_onnx(model, pre, tmp_path / "full.onnx", {"classes": "[]"})
-    assert export.max_abs_difference(model, pre, path) <= 1e-3
+    check = export.parity(model, pre, path)
+    assert check.max_abs_diff <= check.bound(1e-4, 1e-4)
 
 
 def test_parity_failure_and_bad_arguments(compose_cfg, checkpoint, tmp_path, monkeypatch, one_thread):
@@ -79,7 +82,7 @@ def test_parity_failure_and_bad_arguments(compose_cfg, checkpoint, tmp_path, mon
         export.export(_cfg(compose_cfg, f"ckpt_path={checkpoint}", "format=tflite"), tmp_path)
     with pytest.raises(ValueError, match="holds no preprocessing"):
         export.export(_cfg(compose_cfg, f"ckpt_path={checkpoint}"), tmp_path)
-    monkeypatch.setattr(export, "max_abs_difference", lambda *args, **kwargs: 0.5)
+    monkeypatch.setattr(export, "parity", lambda *args, **kwargs: export.Parity(0.5, 100.0))
     with pytest.raises(export.ParityError, match="differ from PyTorch's by up to 0.5"):
         export.export(_cfg(compose_cfg, f"ckpt_path={checkpoint}", f"image_size={SIZE}", "grayscale=true"), tmp_path)
     assert not (tmp_path / "best.onnx").exists()
@@ -94,4 +97,5 @@ def test_every_module_exports(attention, stem, tmp_path, one_thread):
     model = build_model(attention, stem, num_classes=7).eval()
     pre = Preprocessing(SIZE, True, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     path = export.export_onnx(model, pre, tmp_path / "m.onnx", {})
-    assert export.max_abs_difference(model, pre, path) <= 1e-3
+    check = export.parity(model, pre, path)
+    assert check.max_abs_diff <= check.bound(1e-4, 1e-4)
