@@ -12,7 +12,8 @@ the input from an image, as training did (``fer_ablation.data.decode`` then
 
     classes      JSON list, the order of the logits
     image_size   S: resize the (face) image to S x S, bilinear
-    grayscale    true: decode as luma (L) and repeat it over in_chans channels; false: RGB
+    grayscale    true: decode as luma (L), repeated over in_chans channels; false: RGB (reduced
+                 to BT.601 luma when in_chans is 1)
     in_chans     the input's channel count
     mean, std    JSON lists, one per input channel: input = (pixel / 255 - mean) / std
     face_crop, face_margin   how the training images were cropped to faces (none: not cropped)
@@ -33,7 +34,6 @@ input size is fixed.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,6 @@ from fer_ablation import resolvers
 from fer_ablation.predict import Preprocessing, load_module, resolve_preprocessing
 from fer_ablation.run import CONFIG_DIR
 
-log = logging.getLogger("fer_ablation")
 resolvers.register()
 
 FORMATS = ("onnx",)
@@ -145,15 +144,15 @@ def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
         raise ValueError(f"format={cfg.format!r}: expected one of {list(FORMATS)}")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    atol, rtol = float(cfg.parity.atol), float(cfg.parity.rtol)
+    if atol < 0 or rtol < 0:
+        raise ValueError(f"parity.atol={atol} and parity.rtol={rtol} must be >= 0")
     module = load_module(cfg.ckpt_path)
     pre = resolve_preprocessing(module.hparams, image_size=cfg.image_size, grayscale=cfg.grayscale,
                                 mean=cfg.mean, std=cfg.std, source=f"ckpt_path={cfg.ckpt_path}")
     path = Path(cfg.out) if cfg.out else Path(out_dir) / f"{Path(cfg.ckpt_path).stem}.onnx"
     props = metadata(module.hparams["classes"], pre, module.hparams["model_spec"])
     export_onnx(module.model, pre, path, props, opset=cfg.opset)
-    atol, rtol = float(cfg.parity.atol), float(cfg.parity.rtol)
-    if atol < 0 or rtol < 0:
-        raise ValueError(f"parity.atol={atol} and parity.rtol={rtol} must be >= 0")
     check = parity(module.model, pre, path, seed=int(cfg.parity.seed))
     bound = check.bound(atol, rtol)
     print(f"{path}: onnxruntime vs PyTorch logits, max abs difference {check.max_abs_diff:.3g} "
