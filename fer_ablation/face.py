@@ -13,7 +13,10 @@ contains padding the model did not see in training (a face at the border ends up
 
 On FER2013 faces (48 px crops scaled to 96-200 px and pasted onto a 640 x 480 noise background) the
 cascade's box covers about 0.94 of the pasted crop's side (median of 85 detections), centred: FER2013
-crops are tight, so the default margin of 0.03 per side reproduces their framing.
+crops are tight, so the default margin of 0.03 per side reproduces their framing. With the default
+parameters it found 203 of 300 PublicTest faces (64-160 px, random positions on a 480 x 360 noise
+background) where they were (square crop IoU >= 0.5 with the pasted crop, median 0.84), missed 89
+and boxed something else in 8.
 """
 
 from __future__ import annotations
