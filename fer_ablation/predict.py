@@ -1,0 +1,420 @@
+"""`python -m fer_ablation.predict ckpt_path=PATH inputs=PATH_OR_GLOB`: classify the faces in photos.
+
+    python -m fer_ablation.predict ckpt_path=best.ckpt inputs=photos/ face_crop=haar annotate=true
+    python -m fer_ablation.predict ckpt_path=best.ckpt 'inputs=shots/**/*.jpg' gradcam=true out=preds/
+    python -m fer_ablation.predict ckpt_path=old.ckpt inputs=a.png image_size=48 grayscale=true
+
+``inputs`` is an image file, a folder (searched recursively for image files), a glob, or a list of
+them. Each image is read (EXIF orientation applied), optionally cropped to its largest face
+(``face_crop=haar``, :mod:`fer_ablation.face`), then decoded and normalised exactly as the training
+data were (``fer_ablation.data.decode.pil_to_array``: L or RGB, bilinear resize to the model's size;
+``fer_ablation.data.augment.to_model_input``: channels and mean/std). The preprocessing comes from
+the checkpoint's ``preprocessing`` hyper-parameters; checkpoints without them need ``image_size=``
+and ``grayscale=`` (and ``mean=``/``std=`` when the run changed ``data.normalize``).
+
+Writes ``predictions.csv`` (path, the square face crop's box, predicted class, probability per
+class) into the Hydra output folder or ``out=``; ``annotate=true`` writes copies of the images with
+the box and label drawn to ``annotated/``; ``gradcam=true`` writes a Grad-CAM overlay of the
+predicted class (Selvaraju et al., ICCV 2017; the last Bottleneck of layer4, as
+:mod:`fer_ablation.gradcam`) on the model's input to ``gradcam/``. Unreadable files are named in
+the log and in ``skipped.csv`` and left out.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from fer_ablation import records, resolvers
+from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, to_model_input
+from fer_ablation.data.decode import pil_to_array, to_8bit
+from fer_ablation.data.folders import IMAGE_EXTENSIONS, list_images
+from fer_ablation.face import DEFAULT_MARGIN, Box, HaarFaceDetector, crop_face
+from fer_ablation.run import CONFIG_DIR
+
+log = logging.getLogger("fer_ablation")
+resolvers.register()
+
+FACE_CROPS = ("none", "haar")
+NO_FACE = ("keep", "skip")
+PROGRESS_MIN_IMAGES = 100
+ANNOTATE_MAX_SIDE = 1024  # annotated copies of larger photos are scaled down to this longer side
+GRADCAM_MIN_SIDE = 224  # overlays of small model inputs are scaled up to this side to be legible
+PREDICTIONS = "predictions.csv"
+SKIPPED = "skipped.csv"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the model's input: decoded at ``image_size`` as L (``grayscale``) or RGB,
+    then ``(x / 255 - mean) / std`` per model channel (``in_chans``), as in training."""
+
+    image_size: int
+    grayscale: bool
+    in_chans: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    face_crop: str = "none"
+    face_margin: float = DEFAULT_MARGIN
+
+    @property
+    def channel_mean(self) -> list[float]:
+        """The mean subtracted from each of the model's ``in_chans`` channels (to_model_input's rule)."""
+        return self._per_channel(self.mean)
+
+    @property
+    def channel_std(self) -> list[float]:
+        return self._per_channel(self.std)
+
+    def _per_channel(self, values) -> list[float]:
+        values = [float(v) for v in values]
+        if self.in_chans == 1 and len(values) == 3:
+            return [sum(values) / 3]
+        return values
+
+    def to_array(self, image: Image.Image) -> np.ndarray:
+        """uint8 [C, S, S] as the training data were decoded."""
+        return pil_to_array(image, self.image_size, self.grayscale)
+
+    def to_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, C, S, S] -> the model's float input."""
+        return to_model_input(images, self.in_chans, self.mean, self.std)
+
+
+def load_module(ckpt_path: Path | str):
+    """The checkpoint's FERModule on the CPU in eval mode (tensors and plain containers only are unpickled)."""
+    from fer_ablation.lit_module import FERModule
+
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file (expected a .ckpt written by a run)")
+    try:
+        module = FERModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to unpickle or to match the weights: name the file
+        raise ValueError(f"ckpt_path={path}: cannot load the checkpoint ({type(exc).__name__}: {exc})") from exc
+    return module.eval()
+
+
+def resolve_preprocessing(hparams: Mapping[str, Any], *, image_size: int | None = None,
+                          grayscale: bool | None = None, mean: Sequence[float] | None = None,
+                          std: Sequence[float] | None = None, source: str = "the checkpoint") -> Preprocessing:
+    """The checkpoint's ``preprocessing`` hyper-parameters, or the explicit values when it has none.
+
+    An explicit value that contradicts the checkpoint is an error: a 48 px model fed 224 px inputs
+    runs without complaint and scores near chance.
+    """
+    in_chans = int(hparams["model_spec"].get("in_chans", 3))
+    stored = hparams.get("preprocessing")
+    given = {"image_size": image_size, "grayscale": grayscale, "mean": mean, "std": std}
+    if stored:
+        stored = dict(stored)
+        normalize = dict(stored.get("normalize") or {})
+        values = {
+            "image_size": stored.get("image_size"),
+            "grayscale": stored.get("grayscale"),
+            "mean": stored.get("mean", normalize.get("mean")),
+            "std": stored.get("std", normalize.get("std")),
+        }
+        missing = [k for k, v in values.items() if v is None]
+        if missing:
+            raise ValueError(f"{source}: preprocessing {stored} lacks {missing}")
+        for key, value in given.items():
+            if value is not None and _plain(value) != _plain(values[key]):
+                raise ValueError(f"{key}={_plain(value)} contradicts {source}, trained with {key}={_plain(values[key])}; "
+                                 f"leave {key} unset to use the checkpoint's value")
+        face_crop = str(stored.get("face_crop") or "none")
+        face_margin = float(stored.get("face_margin", DEFAULT_MARGIN))
+    else:
+        if image_size is None or grayscale is None:
+            raise ValueError(
+                f"{source} holds no preprocessing (image size, grayscale); pass image_size= and grayscale= "
+                "as the run was trained (data.image_size and data.grayscale in the run's .hydra/config.yaml), "
+                "and mean=/std= if it changed data.normalize (default: ImageNet's)"
+            )
+        values = {"image_size": image_size, "grayscale": grayscale,
+                  "mean": IMAGENET_MEAN if mean is None else mean, "std": IMAGENET_STD if std is None else std}
+        face_crop, face_margin = "none", DEFAULT_MARGIN
+    if not isinstance(values["grayscale"], bool):
+        raise ValueError(f"grayscale must be true or false, got {values['grayscale']!r}")
+    size = values["image_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"image_size must be a positive integer (pixels), got {size!r}")
+    pre = Preprocessing(size, values["grayscale"], in_chans, tuple(float(v) for v in _plain(values["mean"])),
+                        tuple(float(v) for v in _plain(values["std"])), face_crop, face_margin)
+    if len(pre.channel_mean) != in_chans or len(pre.channel_std) != in_chans:
+        raise ValueError(f"mean {list(pre.mean)} / std {list(pre.std)} do not fit a model with in_chans={in_chans}")
+    if min(pre.channel_std) <= 0:
+        raise ValueError(f"std must be positive, got {list(pre.std)}")
+    return pre
+
+
+def _plain(value):
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def expand_inputs(inputs: str | Sequence[str]) -> list[Path]:
+    """Files, folders (image files inside, recursively) and globs -> image paths, first occurrence kept."""
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not items:
+        raise ValueError("inputs is empty: give an image, a folder or a glob")
+    found: dict[Path, None] = {}
+    for item in items:
+        item = os.path.expanduser(str(item))
+        if any(c in item for c in "*?["):
+            paths = []
+            for match in sorted(glob.glob(item, recursive=True)):
+                match = Path(match)
+                if match.is_dir():
+                    paths += list_images(match)
+                elif match.suffix.lower() in IMAGE_EXTENSIONS:
+                    paths.append(match)
+        elif Path(item).is_dir():
+            paths = list_images(Path(item))
+        elif Path(item).exists():
+            paths = [Path(item)]  # named explicitly: tried whatever its extension, reported if unreadable
+        else:
+            raise FileNotFoundError(f"inputs: {item!r} does not exist (expected an image, a folder or a glob)")
+        if not paths:
+            raise ValueError(f"inputs: {item!r} matched no image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        found.update(dict.fromkeys(paths))
+    return list(found)
+
+
+def read_image(path: Path | str) -> Image.Image:
+    """The image upright (EXIF orientation applied) in an 8-bit mode; OSError/ValueError with the reason."""
+    if os.path.getsize(path) == 0:
+        raise OSError("empty file")
+    with Image.open(path) as img:
+        img.load()  # decodes fully, so a truncated file raises here
+        return to_8bit(ImageOps.exif_transpose(img))
+
+
+def output_names(paths: Sequence[Path]) -> list[Path]:
+    """Relative PNG names for per-image outputs: the path below the inputs' common folder, + '.png'."""
+    resolved = [p.resolve() for p in paths]
+    root = Path(os.path.commonpath([p.parent for p in resolved])) if resolved else Path()
+    return [p.relative_to(root).with_name(p.name + ".png") for p in resolved]
+
+
+@dataclass
+class PredictResult:
+    out_dir: Path
+    classes: list[str]
+    rows: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    annotated: list[Path] = field(default_factory=list)
+    gradcam: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    path: Path
+    name: Path
+    box: Box | None
+    face_found: bool | None
+    array: np.ndarray
+    image: Image.Image | None  # the original, scaled down by `scale`, kept only for annotation
+    scale: float = 1.0
+
+
+def predict(cfg: DictConfig, out_dir: Path | str) -> PredictResult:
+    """Run the checkpoint on every input image and write predictions.csv (and the optional images)."""
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    if int(cfg.batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.no_face not in NO_FACE:
+        raise ValueError(f"no_face={cfg.no_face!r}: expected one of {list(NO_FACE)}")
+    module = load_module(cfg.ckpt_path)
+    pre = resolve_preprocessing(module.hparams, image_size=cfg.image_size, grayscale=cfg.grayscale,
+                                mean=cfg.mean, std=cfg.std, source=f"ckpt_path={cfg.ckpt_path}")
+    face_crop = pre.face_crop if cfg.face_crop is None else str(cfg.face_crop)
+    if face_crop not in FACE_CROPS:
+        raise ValueError(f"face_crop={face_crop!r}: expected one of {list(FACE_CROPS)}")
+    margin = pre.face_margin if cfg.face_margin is None else float(cfg.face_margin)
+    detector = HaarFaceDetector(**OmegaConf.to_container(cfg.face_detector)) if face_crop == "haar" else None
+    paths = expand_inputs(_plain(cfg.inputs))
+    names = output_names(paths)
+    result = PredictResult(out_dir, list(module.hparams["classes"]))
+    log.info("predicting %d image(s) with %s (%d px, %s, face_crop=%s)", len(paths), cfg.ckpt_path,
+             pre.image_size, "grayscale" if pre.grayscale else "RGB", face_crop)
+
+    batch_size = int(cfg.batch_size)
+    with tqdm(total=len(paths), desc="predict", unit="img", disable=len(paths) < PROGRESS_MIN_IMAGES) as bar:
+        for start in range(0, len(paths), batch_size):
+            items = []
+            for path, name in zip(paths[start:start + batch_size], names[start:start + batch_size]):
+                item = _prepare(path, name, pre, detector, margin, keep_image=bool(cfg.annotate))
+                bar.update(1)
+                if isinstance(item, str):
+                    log.warning("skipped %s: %s", path, item)
+                    result.skipped.append((str(path), item))
+                elif item.face_found is False and cfg.no_face == "skip":
+                    log.warning("skipped %s: no face found", path)
+                    result.skipped.append((str(path), "no face found"))
+                else:
+                    items.append(item)
+            if items:
+                _run_batch(module, pre, items, cfg, result)
+
+    _write_csv(out_dir / PREDICTIONS, result)
+    if result.skipped:
+        records.write_atomic(out_dir / SKIPPED, _csv(["path", "reason"], result.skipped))
+    found = [r for r in result.rows if r["face_found"] != ""]
+    log.info("%d image(s) predicted, %d skipped%s; wrote %s", len(result.rows), len(result.skipped),
+             f", a face found in {sum(r['face_found'] for r in found)} of {len(found)}" if found else "",
+             out_dir / PREDICTIONS)
+    return result
+
+
+def _prepare(path: Path, name: Path, pre: Preprocessing, detector, margin: float, keep_image: bool) -> _Item | str:
+    """The item ready for the model, or the reason it cannot be read."""
+    try:
+        image = read_image(path)
+    except FileNotFoundError:
+        return "missing file"
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return f"unreadable: {exc}"
+    box, found = None, None
+    crop = image
+    if detector is not None:
+        crop, box = crop_face(image, detector, margin)
+        found = box is not None
+    kept, scale = None, 1.0
+    if keep_image:
+        kept = image.convert("RGB")
+        kept.thumbnail((ANNOTATE_MAX_SIDE, ANNOTATE_MAX_SIDE), Image.Resampling.BILINEAR)
+        scale = kept.width / image.width
+    return _Item(path, name, box, found, pre.to_array(crop), kept, scale)
+
+
+def _run_batch(module, pre: Preprocessing, items: list[_Item], cfg: DictConfig, result: PredictResult) -> None:
+    images = torch.from_numpy(np.stack([item.array for item in items]))
+    x = pre.to_input(images)
+    with torch.no_grad():
+        probs = module(x).float().softmax(dim=1)
+    if not torch.isfinite(probs).all():
+        bad = [str(items[i].path) for i in torch.nonzero(~torch.isfinite(probs).all(dim=1)).flatten().tolist()]
+        raise FloatingPointError(f"the model gave non-finite probabilities for {bad}: the checkpoint or the "
+                                 "preprocessing is broken")
+    preds = probs.argmax(dim=1).tolist()
+    classes = result.classes
+    for item, p, pred in zip(items, probs.tolist(), preds):
+        box = item.box
+        result.rows.append({
+            "path": str(item.path),
+            "face_found": "" if item.face_found is None else int(item.face_found),
+            "face_x": box.x if box else "", "face_y": box.y if box else "",
+            "face_w": box.w if box else "", "face_h": box.h if box else "",
+            "pred": classes[pred],
+            **{f"prob_{c}": p[k] for k, c in enumerate(classes)},
+        })
+    out_dir = result.out_dir
+    if cfg.annotate:
+        for item, p, pred in zip(items, probs, preds):
+            path = out_dir / "annotated" / item.name
+            annotate(item.image, item.box, f"{classes[pred]} {100 * float(p[pred]):.0f}%",
+                     scale=item.scale).save(_mkdir(path))
+            result.annotated.append(path)
+    if cfg.gradcam:
+        maps = gradcam_maps(module.model, x, preds)
+        for item, cam, pred, p in zip(items, maps, preds, probs):
+            path = out_dir / "gradcam" / item.name
+            overlay(item.array, cam, f"{classes[pred]} {100 * float(p[pred]):.0f}%").save(_mkdir(path))
+            result.gradcam.append(path)
+
+
+def _mkdir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _font(size: int):
+    return ImageFont.load_default(size=max(10, size))
+
+
+def annotate(image: Image.Image, box: Box | None, label: str, scale: float = 1.0) -> Image.Image:
+    """A copy of ``image`` with ``box`` (in original pixels, times ``scale``) and ``label`` drawn."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(out.size) / 250))
+    font = _font(round(max(out.size) / 30))
+    if box is not None:
+        l, t, r, b = (round(v * scale) for v in box.ltrb())
+        draw.rectangle((l, t, r - 1, b - 1), outline=(255, 64, 32), width=width)
+        anchor = (l, max(0, t - font.size - 2 * width))
+    else:
+        anchor = (width, width)
+    text_box = draw.textbbox(anchor, label, font=font)
+    draw.rectangle(text_box, fill=(0, 0, 0))
+    draw.text(anchor, label, fill=(255, 255, 255), font=font)
+    return out
+
+
+def gradcam_maps(model: torch.nn.Module, x: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
+    """Grad-CAM maps float32 [B, S, S] in [0, 1] of ``classes`` for the model inputs ``x``."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    layer = model.get_submodule(f"layer4.{len(model.layer4) - 1}")
+    with GradCAM(model=model, target_layers=[layer]) as cam:
+        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes])
+    return np.asarray(maps, dtype=np.float32)
+
+
+def overlay(array: np.ndarray, cam: np.ndarray, label: str) -> Image.Image:
+    """The model's uint8 input [C, S, S] with the Grad-CAM map blended in (JET colours), labelled."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    picture = array.astype(np.float32) / 255.0
+    picture = np.repeat(picture, 3, axis=0) if picture.shape[0] == 1 else picture
+    picture = picture.transpose(1, 2, 0)
+    side = max(GRADCAM_MIN_SIDE, picture.shape[0])
+    blended = Image.fromarray(show_cam_on_image(picture, cam, use_rgb=True))
+    return annotate(blended.resize((side, side), Image.Resampling.BILINEAR), None, label)
+
+
+def _csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_csv(path: Path, result: PredictResult) -> None:
+    columns = ["path", "face_found", "face_x", "face_y", "face_w", "face_h", "pred",
+               *[f"prob_{c}" for c in result.classes]]
+    rows = [[f"{row[c]:.6g}" if c.startswith("prob_") else row[c] for c in columns] for row in result.rows]
+    records.write_atomic(path, _csv(columns, rows))
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    predict(cfg, cfg.out or HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()
