@@ -189,7 +189,7 @@ def test_seed_test_matches_scipy_on_hand_made_numbers():
 def test_seed_test_with_one_or_two_pairs():
     two = stats.seed_test([0.5, 0.7], [0.4, 0.5])
     assert two.n == 2 and two.mean == pytest.approx(0.15) and 0 < two.p_value < 1
-    assert two.p_permutation == pytest.approx(1.0)  # 2 pairs: the smallest sign-flip p is 2 / 4
+    assert two.p_permutation == pytest.approx(0.5)  # 2 pairs: the smallest sign-flip p is 2 / 4
     assert stats.MIN_SEED_PAIRS == 3
     one = stats.seed_test([0.5], [0.4])
     assert one.mean == pytest.approx(0.1)
