@@ -1,7 +1,7 @@
 """The paper's ablation as data: reads `experiments/<name>.yaml`.
 
 Both the sweep (Hydra resolver `paper_configurations`) and the collector read the tables through
-this module, so the rows, configurations and reported numbers live in one file.
+this module, so the rows, configurations, reported numbers and the paper's claims live in one file.
 """
 
 from __future__ import annotations
@@ -28,19 +28,48 @@ class Table:
     rows: list[Row]
 
 
+RULES = ("improves", "beats_all", "best_of")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper: `model` against each configuration of `over` (see RULES).
+
+    improves: model > over[0]; beats_all: model > each of over; best_of: model > each other
+    configuration of the `among` list (stored in `over`). `effect_over`: the paper made no such
+    comparison (a control it did not run), so its gain of `model` over this configuration stands in.
+    """
+
+    name: str
+    text: str
+    rule: str
+    model: str
+    over: tuple[str, ...]
+    effect_over: str | None = None
+
+
 @dataclass(frozen=True)
 class Ablation:
     configurations: dict[str, dict]
     baseline: str
     tables: list[Table] = field(default_factory=list)
     name: str = "paper"
+    claims: list[Claim] = field(default_factory=list)
 
-    def configuration_of(self, attention: str, stem: str) -> str | None:
-        """The configuration name whose model matches (attention order does not matter)."""
-        key = (canonical_attention(attention), stem)
+    def configuration_of(self, attention: str, stem: str, options: dict | None = None) -> str | None:
+        """The configuration name whose model matches (attention order does not matter; model options must be equal)."""
+        key = model_key(attention, stem, options)
         for name, conf in self.configurations.items():
-            if (canonical_attention(conf["attention"]), conf["stem"]) == key:
+            if model_key(conf["attention"], conf["stem"], conf.get("options")) == key:
                 return name
+        return None
+
+    def paper_accuracy(self, configuration: str) -> tuple[float, str] | None:
+        """The accuracy the paper reports for a configuration and the title of the table it is in."""
+        for table in self.tables:
+            for row in table.rows:
+                if row.configuration == configuration and "accuracy" in row.reported:
+                    return float(row.reported["accuracy"]), table.title.split(":")[0]
         return None
 
     def label_of(self, configuration: str) -> str:
@@ -50,6 +79,11 @@ class Ablation:
                 if row.configuration == configuration:
                     return row.label
         return configuration
+
+
+def model_key(attention: str, stem: str, options: dict | None = None) -> tuple:
+    """What makes two runs the same model here: attention (in any order), stem and model options."""
+    return canonical_attention(attention), stem, tuple(sorted((options or {}).items()))
 
 
 def canonical_attention(attention: str) -> str:
@@ -76,4 +110,34 @@ def load(name: str = "paper", directory: Path | str | None = None) -> Ablation:
                 )
             rows.append(Row(row["label"], row["configuration"], dict(row.get("reported", {}))))
         tables.append(Table(table_name, table.get("title", table_name), rows))
-    return Ablation(configurations=configurations, baseline=raw["baseline"], tables=tables, name=name)
+    for conf_name, conf in configurations.items():
+        if not isinstance(conf.get("options", {}), dict):
+            raise ValueError(f"{path}: configuration {conf_name!r} has options {conf['options']!r}; expected a mapping")
+    claims = [_claim(path, c, configurations) for c in raw.get("claims") or []]
+    return Ablation(configurations=configurations, baseline=raw["baseline"], tables=tables, name=name, claims=claims)
+
+
+def _claim(path: Path, raw: dict, configurations: dict) -> Claim:
+    rules = [r for r in RULES if r in raw]
+    where = f"{path}: claim {raw.get('name', raw)!r}"
+    if len(rules) != 1 or "name" not in raw or "claim" not in raw:
+        raise ValueError(f"{where}: needs name, claim and exactly one rule of {RULES}; got keys {sorted(raw)}")
+    rule = rules[0]
+    body = raw[rule]
+    model = body.get("model")
+    if rule == "best_of":
+        over = [c for c in body.get("among", []) if c != model]
+        if model not in body.get("among", []):
+            raise ValueError(f"{where}: best_of.among must contain its model {model!r}, got {body.get('among')!r}")
+    else:
+        over = body.get("over")
+        over = [over] if isinstance(over, str) else list(over or [])
+    if rule == "improves" and len(over) != 1:
+        raise ValueError(f"{where}: improves compares with one configuration, got over={over!r}")
+    named = [model, *over] + ([raw["effect_over"]] if raw.get("effect_over") else [])
+    if not over:
+        raise ValueError(f"{where}: compares {model!r} with no configuration")
+    unknown = [c for c in named if c not in configurations]
+    if unknown:
+        raise ValueError(f"{where}: names configuration(s) {unknown!r}; expected some of {sorted(configurations)}")
+    return Claim(raw["name"], raw["claim"], rule, model, tuple(over), raw.get("effect_over"))

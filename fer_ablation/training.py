@@ -49,7 +49,7 @@ def model_spec(cfg: DictConfig) -> dict:
 
 
 def apply_configuration(cfg: DictConfig) -> DictConfig:
-    """Resolve `configuration=<name>` into model.attention / stem / placement."""
+    """Resolve `configuration=<name>` into model.attention / stem / placement / options."""
     if not cfg.get("configuration"):
         return cfg
     ablation = experiments.load(cfg.ablation)
@@ -65,6 +65,8 @@ def apply_configuration(cfg: DictConfig) -> DictConfig:
         cfg.model.attention = chosen["attention"]
         for module_name, placement in chosen.get("placement", {}).items():
             cfg.model.placement[module_name] = placement
+        for option, value in chosen.get("options", {}).items():
+            cfg.model.options[option] = value
         if cfg.stem.name != chosen["stem"]:
             stem_file = Path(CONFIG_DIR) / "stem" / f"{chosen['stem']}.yaml"
             cfg.stem = OmegaConf.load(stem_file)
@@ -255,7 +257,8 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
         cfg = apply_configuration(cfg)
         spec = model_spec(cfg)
         parse_model_spec(spec["attention"], spec["stem"], spec["placement"])
-        base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"])
+        base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"],
+                    options=OmegaConf.to_container(cfg.model.options, resolve=True) or {})
         records.write_metrics(run_dir, base)
         metrics = _fit(cfg, run_dir, spec, base, started)
     except Exception as exc:

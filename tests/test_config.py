@@ -67,3 +67,16 @@ def test_configuration_name_decides_the_model(compose_cfg):
     assert (spec["attention"], spec["stem"], spec["sc_kernel"]) == ("ca+simam", "sc", 1)
     with pytest.raises(ValueError, match="expected one of"):
         apply_configuration(compose_cfg("configuration=nope"))
+
+
+def test_control_configurations_set_their_model(compose_cfg):
+    from fer_ablation.models import build_model
+
+    zero = model_spec(apply_configuration(compose_cfg("configuration=zero_init")))
+    assert (zero["attention"], zero["stem"], zero["zero_init_residual"]) == ("none", "stride2", True)
+    gate = model_spec(apply_configuration(compose_cfg("configuration=gate")))
+    assert (gate["attention"], gate["stem"]) == ("gate", "stride2") and "zero_init_residual" not in gate
+    assert "zero_init_residual" not in model_spec(apply_configuration(compose_cfg("configuration=baseline")))
+    spec = {k: v for k, v in zero.items() if k != "in_chans"}
+    model = build_model(**spec)
+    assert all((block.bn3.weight == 0).all() for _, block in model.blocks())
