@@ -64,13 +64,24 @@ class Ablation:
                 return name
         return None
 
-    def paper_accuracy(self, configuration: str) -> tuple[float, str] | None:
-        """The accuracy the paper reports for a configuration and the title of the table it is in."""
+    def paper_accuracy(self, configuration: str, prefer: tuple[str, ...] = ()) -> tuple[float, str] | None:
+        """The accuracy the paper reports for a configuration and where ("Table 1": the part of the
+        table's title before the colon), from the first table named in `prefer` that has it, else
+        from the first table that has it."""
+        found = {}
         for table in self.tables:
             for row in table.rows:
                 if row.configuration == configuration and "accuracy" in row.reported:
-                    return float(row.reported["accuracy"]), table.title.split(":")[0]
+                    found.setdefault(table.name, (float(row.reported["accuracy"]), table.title.split(":")[0]))
+        for name in [*prefer, *found]:
+            if name in found:
+                return found[name]
         return None
+
+    def tables_with(self, configuration: str) -> tuple[str, ...]:
+        """The names of the tables that report an accuracy for the configuration."""
+        return tuple(t.name for t in self.tables
+                     if any(r.configuration == configuration and "accuracy" in r.reported for r in t.rows))
 
     def label_of(self, configuration: str) -> str:
         """How the paper prints a configuration: its first row's label, else its name."""

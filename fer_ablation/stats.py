@@ -44,6 +44,7 @@ Methods (the README repeats them):
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -267,7 +268,9 @@ def seed_test(model, baseline, confidence: float = 1 - ALPHA) -> SeedTest:
     low = high = p = p_perm = math.nan
     if d.size >= 2:
         low, high = t_interval(d, confidence)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # Differences equal up to rounding make scipy warn of precision loss; the p it returns stands.
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             p = float(_scipy_stats.ttest_rel(m, b).pvalue)
         # Exact (every sign pattern) up to 16 pairs; beyond, 2^16 random sign patterns, fixed RNG.
         p_perm = float(_scipy_stats.permutation_test(
