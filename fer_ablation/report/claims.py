@@ -81,6 +81,8 @@ def _judge(c: Comparison) -> None:
         return
     if test.n < stats.MIN_SEED_PAIRS:
         c.why = f"{test.n} seed pair{'s' * (test.n != 1)}; a verdict needs ≥ {stats.MIN_SEED_PAIRS}"
+    elif math.isnan(test.p_value):
+        c.why = "every seed pair gave the same difference, 0: no t-test"
     elif c.p_holm < stats.ALPHA:
         c.verdict = "supported" if test.mean > 0 else "contradicted"
         c.why = f"Holm p {c.p_holm:.3g} < 0.05, Δ {100 * test.mean:+.2f} pp"
