@@ -85,10 +85,10 @@ def _judge(c: Comparison) -> None:
         c.why = "every seed pair gave the same difference, 0: no t-test"
     elif c.p_holm < stats.ALPHA:
         c.verdict = "supported" if test.mean > 0 else "contradicted"
-        c.why = f"Holm p {c.p_holm:.3g} < 0.05, Δ {100 * test.mean:+.2f} pp"
+        c.why = f"Holm p {_p(c.p_holm)} < 0.05, Δ {100 * test.mean:+.2f} pp"
         return
     else:
-        c.why = f"Holm p {c.p_holm:.3g} ≥ 0.05"
+        c.why = f"Holm p {_p(c.p_holm)} ≥ 0.05"
     if c.paper_effect is None:
         c.why += "; no paper effect to plan seeds for"
     elif c.paper_effect == 0:
@@ -176,7 +176,11 @@ def claim_frames(runs: list[Run], ablation: experiments.Ablation, select: str = 
                 **{k: v for k, v in _comparison_columns(shown, ablation).items() if k not in ("model", "seeds_needed")},
                 "holm_m": len(tested), "comparisons": " | ".join(_describe(c) for c in own),
             })
-    return pd.DataFrame(claim_rows, columns=CLAIM_COLUMNS), pd.DataFrame(comparison_rows, columns=COMPARISON_COLUMNS)
+    claims = pd.DataFrame(claim_rows, columns=CLAIM_COLUMNS)
+    comparisons = pd.DataFrame(comparison_rows, columns=COMPARISON_COLUMNS)
+    for frame in (claims, comparisons):
+        frame["seeds_needed"] = frame["seeds_needed"].astype("Int64")  # a count, or empty
+    return claims, comparisons
 
 
 def _comparison_columns(c: Comparison, ablation: experiments.Ablation) -> dict:

@@ -67,7 +67,7 @@ def _delta_ci(r, prefix: str = "delta_") -> str:
 
 
 def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
 def _per_seed(text) -> str:
