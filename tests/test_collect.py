@@ -456,5 +456,10 @@ def test_identical_seed_differences_are_flagged(tmp_path):
     for s in (0, 1, 2):
         write_run(tmp_path, "baseline", s, n_val=200, level=BASE[s], exact=True)
         write_run(tmp_path, "ca", s, n_val=200, level=BASE[s] + 0.1, exact=True)
-    row = _row(tables.collect([tmp_path], tmp_path / "tables", n_boot=100)["table1"], "ca")
+        write_run(tmp_path, "sc", s, n_val=200, level=BASE[s], exact=True)
+    frames = tables.collect([tmp_path], tmp_path / "tables", n_boot=100)
+    row = _row(frames["table1"], "ca")
     assert row["delta_accuracy_pp"] == pytest.approx(10) and "no seed-to-seed spread" in row["notes"]
+    same = _row(frames["table1"], "sc")  # every seed exactly as good as the baseline: no test, no Sig.
+    assert np.isnan(same["p_seeds"]) and same["significant"] is None and "no t-test" in same["notes"]
+    assert same["paired_seeds"] == 3 and _row(frames["table1"], "ca")["holm_m"] == 1

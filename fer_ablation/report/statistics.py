@@ -137,7 +137,9 @@ def _seed_columns(out: dict, notes: list, spec: RowSpec, select: str) -> None:
         })
         if metric == "accuracy":
             out["paired_seeds"] = test.n
-            if test.n >= 2 and np.ptp(test.differences) < 1e-9:
+            if test.n >= 2 and math.isnan(test.p_value):
+                notes.append("every seed pair gave the same accuracy, so there is no t-test")
+            elif test.n >= 2 and np.ptp(test.differences) < 1e-9:
                 notes.append("the accuracy difference is the same in every seed pair: no seed-to-seed spread, "
                              "so the t-test's p is near 0 (are the seeds really different runs?)")
 
