@@ -34,7 +34,7 @@ models: install
 clean:
 	rm -rf outputs multirun .cache
 
-# The embedded CPU ablation: the paper's 11 configurations on the probe set, then the tables.
+# The embedded CPU ablation: the paper's 11 configurations and 2 controls on the probe set, then the tables.
 demo: install
 	$(PY) -m fer_ablation.run -m experiment=demo $(ARGS)
 	$(MAKE) tables ARGS=

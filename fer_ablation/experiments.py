@@ -1,9 +1,10 @@
 """The paper's ablation as data: the tables of `experiments/<name>.yaml` and the models of `conf/configuration/`.
 
 A configuration is a Hydra config group option (`configuration=sc_ca`), one file per model that sets
-`model.attention`, the stem and any placement. The tables file (Hu et al. 2024, Tables 1-3) names the
-configurations it uses and lays them out as rows with the paper's labels and reported numbers. This
-module reads both with plain YAML -- no Hydra, no torch -- so the report runs anywhere.
+`model.attention`, the stem, any placement and model options. The tables file (Hu et al. 2024,
+Tables 1-3, plus a table of control arms) names the configurations it uses, lays them out as rows
+with the paper's labels and reported numbers, and states the paper's claims. This module reads both
+with plain YAML -- no Hydra, no torch -- so the report runs anywhere.
 """
 
 from __future__ import annotations
@@ -34,20 +35,60 @@ class Table:
     rows: list[Row]
 
 
+RULES = ("improves", "beats_all", "best_of")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper: `model` against each configuration of `over` (see RULES).
+
+    improves: model > over[0]; beats_all: model > each of over; best_of: model > each other
+    configuration of the `among` list (stored in `over`). `effect_over`: the paper made no such
+    comparison (a control it did not run), so its gain of `model` over this configuration stands in.
+    """
+
+    name: str
+    text: str
+    rule: str
+    model: str
+    over: tuple[str, ...]
+    effect_over: str | None = None
+
+
 @dataclass(frozen=True)
 class Ablation:
     configurations: dict[str, dict]  # name -> {"attention", "stem", optional "placement"}, in sweep order
     baseline: str
     tables: list[Table] = field(default_factory=list)
     name: str = "paper"
+    claims: list[Claim] = field(default_factory=list)
 
-    def configuration_of(self, attention: str, stem: str) -> str | None:
-        """The configuration name whose model matches (attention order does not matter)."""
-        key = (canonical_attention(attention), stem)
+    def configuration_of(self, attention: str, stem: str, options: dict | None = None) -> str | None:
+        """The configuration name whose model matches (attention order does not matter; model options must be equal)."""
+        key = model_key(attention, stem, options)
         for name, conf in self.configurations.items():
-            if (canonical_attention(conf["attention"]), conf["stem"]) == key:
+            if model_key(conf["attention"], conf["stem"], conf.get("options")) == key:
                 return name
         return None
+
+    def paper_accuracy(self, configuration: str, prefer: tuple[str, ...] = ()) -> tuple[float, str] | None:
+        """The accuracy the paper reports for a configuration and where ("Table 1": the part of the
+        table's title before the colon), from the first table named in `prefer` that has it, else
+        from the first table that has it."""
+        found = {}
+        for table in self.tables:
+            for row in table.rows:
+                if row.configuration == configuration and "accuracy" in row.reported:
+                    found.setdefault(table.name, (float(row.reported["accuracy"]), table.title.split(":")[0]))
+        for name in [*prefer, *found]:
+            if name in found:
+                return found[name]
+        return None
+
+    def tables_with(self, configuration: str) -> tuple[str, ...]:
+        """The names of the tables that report an accuracy for the configuration."""
+        return tuple(t.name for t in self.tables
+                     if any(r.configuration == configuration and "accuracy" in r.reported for r in t.rows))
 
     def label_of(self, configuration: str) -> str:
         """How the paper prints a configuration: its first row's label, else its name."""
@@ -56,6 +97,11 @@ class Ablation:
                 if row.configuration == configuration:
                     return row.label
         return configuration
+
+
+def model_key(attention: str, stem: str, options: dict | None = None) -> tuple:
+    """What makes two runs the same model here: attention (in any order), stem and model options."""
+    return canonical_attention(attention), stem, tuple(sorted((options or {}).items()))
 
 
 def canonical_attention(attention: str) -> str:
@@ -72,7 +118,7 @@ def _default_stem(entry_config: Path = ENTRY_CONFIG) -> str:
 
 
 def read_configuration(name: str, directory: Path | str | None = None) -> dict:
-    """{"attention", "stem", optional "placement"} of `conf/configuration/<name>.yaml`."""
+    """{"attention", "stem", optional "placement" and "options"} of `conf/configuration/<name>.yaml`."""
     directory = Path(directory or CONFIGURATIONS_DIR)
     path = directory / f"{name}.yaml"
     if not path.is_file():
@@ -81,10 +127,10 @@ def read_configuration(name: str, directory: Path | str | None = None) -> dict:
     raw = yaml.safe_load(path.read_text()) or {}
     # This reader sees only these keys; anything else would change the model behind its back.
     unexpected = sorted(set(raw) - {"defaults", "configuration", "model"}) + \
-        sorted(f"model.{k}" for k in set(raw.get("model") or {}) - {"attention", "placement"})
+        sorted(f"model.{k}" for k in set(raw.get("model") or {}) - {"attention", "placement", "options"})
     if unexpected:
         raise ValueError(f"{path}: keys {unexpected} are not understood; expected defaults (override /stem), "
-                         "configuration, model.attention and model.placement")
+                         "configuration, model.attention, model.placement and model.options")
     if raw.get("configuration") != name:
         raise ValueError(f"{path}: `configuration: {raw.get('configuration')}`; expected `configuration: {name}` "
                          "(the file's name, recorded in metrics.json)")
@@ -99,6 +145,11 @@ def read_configuration(name: str, directory: Path | str | None = None) -> dict:
     placement = {k: v for k, v in (model.get("placement") or {}).items() if v is not None}
     if placement:
         conf["placement"] = placement
+    options = model.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: model.options is {options!r}; expected a mapping of model options")
+    if options:
+        conf["options"] = dict(options)
     return conf
 
 
@@ -128,4 +179,34 @@ def load(name: str = "paper", directory: Path | str | None = None,
                 )
             rows.append(Row(row["label"], row["configuration"], dict(row.get("reported", {}))))
         tables.append(Table(table_name, table.get("title", table_name), rows))
-    return Ablation(configurations=configurations, baseline=raw["baseline"], tables=tables, name=name)
+    for conf_name, conf in configurations.items():
+        if not isinstance(conf.get("options", {}), dict):
+            raise ValueError(f"{path}: configuration {conf_name!r} has options {conf['options']!r}; expected a mapping")
+    claims = [_claim(path, c, configurations) for c in raw.get("claims") or []]
+    return Ablation(configurations=configurations, baseline=raw["baseline"], tables=tables, name=name, claims=claims)
+
+
+def _claim(path: Path, raw: dict, configurations: dict) -> Claim:
+    rules = [r for r in RULES if r in raw]
+    where = f"{path}: claim {raw.get('name', raw)!r}"
+    if len(rules) != 1 or "name" not in raw or "claim" not in raw:
+        raise ValueError(f"{where}: needs name, claim and exactly one rule of {RULES}; got keys {sorted(raw)}")
+    rule = rules[0]
+    body = raw[rule]
+    model = body.get("model")
+    if rule == "best_of":
+        over = [c for c in body.get("among", []) if c != model]
+        if model not in body.get("among", []):
+            raise ValueError(f"{where}: best_of.among must contain its model {model!r}, got {body.get('among')!r}")
+    else:
+        over = body.get("over")
+        over = [over] if isinstance(over, str) else list(over or [])
+    if rule == "improves" and len(over) != 1:
+        raise ValueError(f"{where}: improves compares with one configuration, got over={over!r}")
+    named = [model, *over] + ([raw["effect_over"]] if raw.get("effect_over") else [])
+    if not over:
+        raise ValueError(f"{where}: compares {model!r} with no configuration")
+    unknown = [c for c in named if c not in configurations]
+    if unknown:
+        raise ValueError(f"{where}: names configuration(s) {unknown!r}; expected some of {sorted(configurations)}")
+    return Claim(raw["name"], raw["claim"], rule, model, tuple(over), raw.get("effect_over"))

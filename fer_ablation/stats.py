@@ -23,12 +23,28 @@ Methods (the README repeats them):
   percentile interval of n_boot = 10,000 resamples (fixed RNG seed); the two-sided p-value
   inverts that interval: p = min(1, 2 min(P*[delta* <= 0], P*[delta* >= 0])) with the usual
   +1 correction, so p < 0.05 exactly when 0 lies outside the 95 % percentile CI (up to the
-  correction). `significant` (alpha = 0.05) is driven by this bootstrap CI excluding 0.
+  correction). This and McNemar hold the trained models fixed: they are per-seed diagnostics of
+  validation-sample noise, not tests over retraining.
+* Seed-level test, `seed_test` -- the verdict: the per-seed differences d_s = model_s - baseline_s
+  (paired by seed), their mean with the Student t 95 % CI over the seed pairs, the two-sided paired
+  t-test over the pairs (``scipy.stats.ttest_rel``) and, as an assumption-free check, the exact
+  sign-flip permutation test of the mean difference (``scipy.stats.permutation_test``,
+  permutation_type="samples": all 2^n sign patterns up to n = 16; its smallest possible p is
+  2^(1-n), so it cannot go below 0.05 before 6 pairs).
+* `holm`: Holm's step-down adjustment (Holm, "A simple sequentially rejective multiple test
+  procedure", Scand. J. Statist. 6, 1979): with the m p-values sorted p_(1) <= ... <= p_(m),
+  adj_(i) = min(1, max_{j <= i} (m - j + 1) p_(j)).
+* `seeds_for_power`: the smallest number of seed pairs n for which the two-sided paired t-test at
+  alpha has the wanted power against a true mean difference `effect` with seed-to-seed SD `sd` of
+  the differences: power(n) = P[|T| > t_{n-1, 1-alpha/2}] with T ~ noncentral t(df = n - 1,
+  nc = (effect / sd) sqrt(n)) (``scipy.stats.nct``); Cohen (1988), "Statistical Power Analysis
+  for the Behavioral Sciences", ch. 2.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,3 +233,101 @@ def macro_scores(targets, preds, num_classes: int) -> dict[str, float]:
         "f1_macro": float(f1[present].mean()),
         "n": int(t.size),
     }
+
+
+MIN_SEED_PAIRS = 3  # fewer seed pairs give no verdict: a t-test on 2 pairs has 1 degree of freedom
+
+
+@dataclass(frozen=True)
+class SeedTest:
+    """Model minus baseline over seed pairs: a test over retraining, not over validation images."""
+
+    differences: tuple  # per seed pair, in the order given
+    mean: float
+    low: float  # Student t 95 % CI of the mean difference over seed pairs (nan with < 2 pairs)
+    high: float
+    p_value: float  # paired t-test (scipy.stats.ttest_rel), two-sided; nan with < 2 pairs
+    p_permutation: float  # sign-flip permutation test of the mean, two-sided; nan with < 2 pairs
+    sd: float  # sample SD (ddof = 1) of the differences; nan with < 2 pairs
+
+    @property
+    def n(self) -> int:
+        return len(self.differences)
+
+
+def seed_test(model, baseline, confidence: float = 1 - ALPHA) -> SeedTest:
+    """Paired test over seeds: `model[s]` and `baseline[s]` are one metric of the runs with seed s."""
+    m = np.asarray(model, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if m.shape != b.shape or m.ndim != 1:
+        raise ValueError(f"seed_test needs two equal-length 1-D sequences, got shapes {m.shape} and {b.shape}")
+    d = m - b
+    if d.size == 0:
+        raise ValueError("seed_test needs at least one seed pair")
+    mean, sd = mean_std(d)
+    low = high = p = p_perm = math.nan
+    if d.size >= 2:
+        low, high = t_interval(d, confidence)
+        # Differences equal up to rounding make scipy warn of precision loss; the p it returns stands.
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = float(_scipy_stats.ttest_rel(m, b).pvalue)
+        # Exact (every sign pattern) up to 16 pairs; beyond, 2^16 random sign patterns, fixed RNG.
+        p_perm = float(_scipy_stats.permutation_test(
+            (d,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
+            n_resamples=2**16, alternative="two-sided", rng=np.random.default_rng(0),
+        ).pvalue)
+    return SeedTest(tuple(float(x) for x in d), mean, low, high, p, p_perm, sd)
+
+
+def holm(p_values) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order; nan entries are not tests (left nan, not counted in m)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"holm needs a 1-D sequence of p-values, got shape {p.shape}")
+    valid = np.flatnonzero(~np.isnan(p))
+    if ((p[valid] < 0) | (p[valid] > 1)).any():
+        raise ValueError(f"p-values must lie in [0, 1], got {p_values!r}")
+    adjusted = np.full(p.shape, math.nan)
+    order = valid[np.argsort(p[valid], kind="stable")]
+    running = 0.0
+    for i, k in enumerate(order):
+        running = max(running, min(1.0, (order.size - i) * p[k]))
+        adjusted[k] = running
+    return [float(x) for x in adjusted]
+
+
+def t_test_power(n: int, effect: float, sd: float, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test with n pairs (see the module docstring)."""
+    if n < 2:
+        raise ValueError(f"a paired t-test needs n >= 2 pairs, got {n}")
+    if not sd > 0:
+        raise ValueError(f"the SD of the paired differences must be > 0, got {sd}")
+    df = n - 1
+    nc = effect / sd * math.sqrt(n)
+    critical = _scipy_stats.t.ppf(1 - alpha / 2, df)
+    return float(_scipy_stats.nct.sf(critical, df, nc) + _scipy_stats.nct.cdf(-critical, df, nc))
+
+
+def seeds_for_power(effect: float, sd: float, alpha: float = ALPHA, power: float = 0.8,
+                    max_n: int = 100_000) -> int | None:
+    """Smallest n >= 2 seed pairs whose paired t-test reaches `power` at the true difference `effect`.
+
+    Power grows with n, so the search doubles n until it is reached and then bisects. None when no
+    n does: effect 0 or not finite, sd not finite or 0 (no spread measured: the calculation has
+    nothing to go on), or more than max_n pairs needed.
+    """
+    if not (math.isfinite(effect) and math.isfinite(sd)) or effect == 0 or sd <= 0:
+        return None
+    low, high = 1, 2  # power(low) < wanted (n = 1 has no test), power(high) to be checked
+    while t_test_power(high, effect, sd, alpha) < power:
+        if high >= max_n:
+            return None
+        low, high = high, min(2 * high, max_n)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if t_test_power(mid, effect, sd, alpha) >= power:
+            high = mid
+        else:
+            low = mid
+    return high

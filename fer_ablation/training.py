@@ -192,7 +192,8 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
     try:
         spec = model_spec(cfg)
         parse_model_spec(spec["attention"], spec["stem"], spec["placement"])
-        base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"])
+        base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"],
+                    options=OmegaConf.to_container(cfg.model.options, resolve=True) or {})
         records.write_metrics(run_dir, base)
         metrics = _fit(cfg, run_dir, spec, base, started)
     except Exception as exc:

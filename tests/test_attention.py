@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from fer_ablation.models import BAM, CBAM, ECA, SE, ACmix, ChannelAttention, CoordAtt, SimAM, SpaceToDepth
+from fer_ablation.models.attention import ConstantGate
 from fer_ablation.models.attention import eca_kernel_size
 
 
@@ -297,6 +298,7 @@ GATES = {
     "se": lambda: SE(16),
     "cbam": lambda: CBAM(16),
     "acmix": lambda: ACmix(16, 16),
+    "gate": lambda: ConstantGate(),
 }
 
 
@@ -329,3 +331,18 @@ def test_acmix_reflection_is_reflectionpad2d(H, W):
 
     x = rand(2, 3, H, W)
     torch.testing.assert_close(_reflect_pad(x, 3), nn.ReflectionPad2d(3)(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 5, 7), (2, 4, 1, 1), (3, 2, 9, 2)])
+def test_constant_gate_halves_its_input_in_float64(shape):
+    gate = ConstantGate()
+    assert list(gate.parameters()) == [] and list(gate.buffers()) == []
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    out = gate(x)
+    np.testing.assert_array_equal(npy(out), 0.5 * npy(x))  # exact: halving a float is exact
+    out.sum().backward()
+    np.testing.assert_array_equal(npy(x.grad), np.full(shape, 0.5))
+    assert ConstantGate(0.25)(torch.ones(1, 1, 1, 1, dtype=torch.float64)).item() == 0.25
+    for bad in (0.0, 1.5, -0.5):
+        with pytest.raises(ValueError, match="constant gate's value"):
+            ConstantGate(bad)

@@ -90,6 +90,7 @@ def test_configuration_files_build_what_the_tables_file_reads(compose_cfg, name)
     spec = model_spec(compose_cfg(f"configuration={name}", smoke=False))
     assert (spec["attention"], spec["stem"], spec["placement"]) == \
         (conf["attention"], conf["stem"], conf.get("placement", {}))
+    assert all(spec[k] == v for k, v in conf.get("options", {}).items())
 
 
 def test_trainer_group_holds_only_trainer_arguments(compose_cfg):
@@ -122,3 +123,16 @@ def test_data_defaults_are_the_data_files(compose_cfg):
                                        for k in synthetic.DEFAULT_KNOBS}
     with pytest.raises(DataError, match="'colour'.*conf/data/synthetic.yaml"):
         resolve_data_config({"name": "synthetic", "colour": True})
+
+
+def test_control_configurations_set_their_model(compose_cfg):
+    from fer_ablation.models import build_model
+
+    zero = model_spec(compose_cfg("configuration=zero_init"))
+    assert (zero["attention"], zero["stem"], zero["zero_init_residual"]) == ("none", "stride2", True)
+    gate = model_spec(compose_cfg("configuration=gate"))
+    assert (gate["attention"], gate["stem"]) == ("gate", "stride2") and "zero_init_residual" not in gate
+    assert "zero_init_residual" not in model_spec(compose_cfg("configuration=baseline"))
+    spec = {k: v for k, v in zero.items() if k != "in_chans"}
+    model = build_model(**spec)
+    assert all((block.bn3.weight == 0).all() for _, block in model.blocks())

@@ -53,6 +53,7 @@ ADDED = {  # parameters over the 7-class baseline with the stride-2 stem (SPEC s
     "coordatt": 1_917_832,
     "se": SE_ADDED,
     "cbam": SE_ADDED + 16 * (7 * 7 * 2 + 2),  # SE's MLP + the 7x7 spatial conv and its BN per block
+    "gate": 0,  # the constant-gate control: no parameters
     "ca+simam": CA_ADDED,
 }
 
@@ -155,6 +156,45 @@ def test_every_gate_at_every_placement(name, where):
     _forward_backward(build_model(name, placement={name: where}), size=48)
 
 
+# ---------------------------------------------------------------- the control arms
+def test_constant_gate_sits_where_eca_does_and_scales_each_residual_branch_by_half():
+    gate, eca = model("gate"), model("eca")
+    assert all(list(dict(b.attention.named_children())) == ["gate"] for _, b in gate.blocks())
+    assert [type(b.attention.gate).__name__ for _, b in gate.blocks()] == ["ConstantGate"] * 16
+    assert [n for n, _ in gate.named_modules() if n.endswith(".gate")] == [
+        n.replace(".eca", ".gate") for n, _ in eca.named_modules() if n.endswith(".eca")]
+    assert count_parameters(gate) == BASELINE
+    # x * 0.5 after bn3 is bn3 with weight and bias halved: the same function as such a baseline
+    halved = build_model("none")
+    state = gate.state_dict()
+    halved.load_state_dict({k: v * 0.5 if k.endswith(("bn3.weight", "bn3.bias")) else v for k, v in state.items()})
+    x = torch.randn(1, 3, 37, 29)
+    with torch.no_grad():
+        torch.testing.assert_close(gate.eval()(x), halved.eval()(x), rtol=1e-5, atol=1e-6)
+
+
+def test_zero_init_residual_makes_every_block_the_identity_path_at_init():
+    torch.manual_seed(0)
+    m = build_model("none", zero_init_residual=True)
+    assert count_parameters(m) == BASELINE
+    assert all((b.bn3.weight == 0).all() and (b.bn2.weight == 1).all() for _, b in m.blocks())
+    reference = torchvision.models.resnet50(weights=None, num_classes=7, zero_init_residual=True)
+    assert all((b.bn3.weight == 0).all() for stage in STAGES for b in getattr(reference, stage))
+    x = torch.randn(2, 256, 9, 7).relu()  # a block's input comes out of a ReLU
+    for mode in ("train", "eval"):
+        block = m.layer1[1].train(mode == "train")
+        with torch.no_grad():
+            torch.testing.assert_close(block(x), x, rtol=0, atol=0)
+            first = m.layer2[0].train(mode == "train")
+            torch.testing.assert_close(first(x), first.relu(first.downsample(x)), rtol=0, atol=0)
+    _forward_backward(m, size=33, batch=1 + 1)
+    assert all(b.bn3.weight.grad.abs().sum() > 0 for _, b in m.blocks())  # the branches can grow back
+    assert not any((b.bn3.weight == 0).all() for _, b in model().blocks())  # off by default
+
+
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
 # ---------------------------------------------------------------- every attention x stem
 @pytest.mark.parametrize("stem", STEMS)
 @pytest.mark.parametrize("attention", COMBINATIONS)
@@ -243,6 +283,17 @@ def test_imagenet_weights_load_into_backbone(fake_imagenet, monkeypatch, caplog)
     assert own["fc.weight"].shape == (7, 2048)
     log = caplog.text
     assert "sc.conv.weight" in log and "attention.stem.ca.conv.weight" in log and "fc left freshly" in log
+
+
+def test_zero_init_residual_applies_after_imagenet_weights(fake_imagenet, monkeypatch):
+    home, state = fake_imagenet
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    own = build_model("none", pretrained="imagenet", download=False, zero_init_residual=True).state_dict()
+    for key, value in state.items():
+        if key.endswith("bn3.weight"):
+            assert (own[key] == 0).all() and (value != 0).any(), key
+        elif not key.startswith("fc."):
+            torch.testing.assert_close(own[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_imagenet_weights_one_channel_and_acmix(fake_imagenet, monkeypatch, caplog):

@@ -151,3 +151,69 @@ def test_mcnemar_is_the_doubled_binomial_tail(b, c):
     result = stats.mcnemar_exact(model, baseline)
     assert (result.b, result.c) == (b, c)
     assert result.p_value == pytest.approx(min(1.0, 2 * tail), rel=1e-12)
+
+
+def test_holm_step_down_order_and_values():
+    # sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> raised to 0.06 (monotone)
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # capped at 1; a nan is no test: left out of m
+    assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    got = stats.holm([0.2, math.nan, 0.01])
+    assert got[0] == pytest.approx(0.2) and math.isnan(got[1]) and got[2] == pytest.approx(0.02)
+    assert stats.holm([]) == []
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        stats.holm([0.2, 1.5])
+
+
+def test_seed_test_matches_scipy_on_hand_made_numbers():
+    import itertools
+
+    from scipy import stats as scipy_stats
+
+    model = [0.62, 0.70, 0.66, 0.71]
+    baseline = [0.60, 0.64, 0.67, 0.65]
+    result = stats.seed_test(model, baseline)
+    d = np.array(model) - np.array(baseline)
+    assert result.differences == pytest.approx(tuple(d)) and result.n == 4
+    assert result.mean == pytest.approx(0.0325) and result.sd == pytest.approx(d.std(ddof=1))
+    assert result.p_value == pytest.approx(scipy_stats.ttest_rel(model, baseline).pvalue, rel=1e-12)
+    low, high = scipy_stats.t.interval(0.95, 3, loc=d.mean(), scale=d.std(ddof=1) / 2)
+    assert (result.low, result.high) == pytest.approx((low, high), rel=1e-12)
+    # the exact sign-flip test by enumeration: 16 sign patterns, |mean| at least the observed one
+    flips = [abs(np.mean(np.array(signs) * d)) for signs in itertools.product((1, -1), repeat=4)]
+    assert result.p_permutation == pytest.approx(np.mean([f >= abs(d.mean()) - 1e-12 for f in flips]))
+    # d = (+0.02, +0.06, -0.01, +0.06): the observed signs, all flipped, and the -0.01 turned (either way)
+    assert result.p_permutation == pytest.approx(4 / 16)
+
+
+def test_seed_test_with_one_or_two_pairs():
+    two = stats.seed_test([0.5, 0.7], [0.4, 0.5])
+    assert two.n == 2 and two.mean == pytest.approx(0.15) and 0 < two.p_value < 1
+    assert two.p_permutation == pytest.approx(0.5)  # 2 pairs: the smallest sign-flip p is 2 / 4
+    assert stats.MIN_SEED_PAIRS == 3
+    one = stats.seed_test([0.5], [0.4])
+    assert one.mean == pytest.approx(0.1)
+    assert all(math.isnan(v) for v in (one.low, one.high, one.p_value, one.p_permutation, one.sd))
+    with pytest.raises(ValueError, match="equal-length"):
+        stats.seed_test([0.5, 0.6], [0.4])
+    with pytest.raises(ValueError, match="at least one"):
+        stats.seed_test([], [])
+
+
+def test_power_matches_textbook_sample_sizes():
+    # Cohen (1988) / G*Power, paired t-test, two-sided alpha 0.05, power 0.8:
+    # d = 0.8 -> 15 pairs, d = 0.5 -> 34, d = 0.2 -> 199
+    assert stats.seeds_for_power(0.8, 1.0) == 15
+    assert stats.seeds_for_power(0.5, 1.0) == 34
+    assert stats.seeds_for_power(2.0, 4.0) == 34  # only effect / sd matters
+    assert stats.seeds_for_power(-0.5, 1.0) == 34  # two-sided
+    assert stats.seeds_for_power(0.2, 1.0) == 199
+    assert stats.t_test_power(34, 0.5, 1.0) >= 0.8 > stats.t_test_power(33, 0.5, 1.0)
+    # by hand for n = 2: P[|T'| > t_{1, .975}] with T' ~ nct(1, sqrt(2) d)
+    from scipy import stats as scipy_stats
+    crit = scipy_stats.t.ppf(0.975, 1)
+    want = scipy_stats.nct.sf(crit, 1, 3 * math.sqrt(2)) + scipy_stats.nct.cdf(-crit, 1, 3 * math.sqrt(2))
+    assert stats.t_test_power(2, 3.0, 1.0) == pytest.approx(want)
+    for effect, sd in ((0.0, 1.0), (1.0, 0.0), (math.nan, 1.0), (1.0, math.nan)):
+        assert stats.seeds_for_power(effect, sd) is None
+    assert stats.seeds_for_power(0.001, 10.0, max_n=1000) is None

@@ -23,14 +23,15 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from fer_ablation.models.attention import BAM, CBAM, ECA, SE, ACmix, ChannelAttention, CoordAtt, SimAM
+from fer_ablation.models.attention import BAM, CBAM, ECA, SE, ACmix, ChannelAttention, ConstantGate, CoordAtt, SimAM
 from fer_ablation.models.attention.ca import GATES as CA_GATES
 from fer_ablation.models.pretrained import load_imagenet, pretrained_choice
 from fer_ablation.models.stems import SC
 
 logger = logging.getLogger("fer_ablation.models")
 
-MODULES = ("ca", "simam", "bam", "eca", "acmix", "coordatt", "se", "cbam")
+# gate: the parameter-free control arm (x * 0.5 where ECA / CoordAtt gate), not an attention module
+MODULES = ("ca", "simam", "bam", "eca", "acmix", "coordatt", "se", "cbam", "gate")
 ATTENTIONS = ("none",) + MODULES
 STEMS = ("stride2", "sc")
 PLACEMENTS = ("stem", "last", "first_last", "blocks", "stages")
@@ -43,6 +44,7 @@ DEFAULT_PLACEMENT = {
     "coordatt": "blocks",
     "se": "blocks",
     "cbam": "blocks",
+    "gate": "blocks",
 }
 # ACmix is not a gate: it replaces each Bottleneck's 3x3 conv, so "blocks" is its only placement.
 ALLOWED_PLACEMENTS = {name: ("blocks",) if name == "acmix" else PLACEMENTS for name in MODULES}
@@ -62,6 +64,9 @@ OPTIONS = {
     "se_reduction": 16,
     "cbam_reduction": 16,
     "cbam_kernel": 7,
+    "gate_value": 0.5,
+    # torchvision semantics: every Bottleneck's bn3 weight starts at 0, so each block starts as the identity
+    "zero_init_residual": False,
     "download": True,  # pretrained: allow torchvision to download the file when it is not in the cache
 }
 ECA_RELEASED_KERNELS = (3, 5, 5, 7)  # the released ECA-Net50's k_size per stage
@@ -199,6 +204,8 @@ def _gate(name: str, C: int, location: str, opts: dict) -> nn.Module:
         return SE(C, r=opts["se_reduction"])
     if name == "cbam":
         return CBAM(C, r=opts["cbam_reduction"], k=opts["cbam_kernel"])
+    if name == "gate":
+        return ConstantGate(opts["gate_value"])
     raise AssertionError(name)
 
 
@@ -240,6 +247,10 @@ def build_model(
     choice = pretrained_choice(pretrained)
     if choice is not None:
         load_imagenet(model, choice, in_chans=in_chans, download=opts["download"])
+    if opts["zero_init_residual"]:
+        # After any ImageNet weights: torchvision zeroes bn3 at construction, which loading would undo.
+        for _, block in model.blocks():
+            nn.init.zeros_(block.bn3.weight)
     model.spec = spec
     return model
 

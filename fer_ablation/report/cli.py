@@ -1,11 +1,12 @@
 """python -m fer_ablation.collect [RUN_DIRS...] [--out results/tables] [--ablation paper]
                               [--select best|last] [--figures results/figures] [--wandb]
 
-Lay finished runs out as the paper's Tables 1-3, with the paper's numbers beside ours. Reads only
+Lay finished runs out as the paper's Tables 1-3 (and the controls), with the paper's numbers beside ours. Reads only
 the run folders' records and experiments/<ablation>.yaml -- no torch -- so it runs on a laptop.
 A RUN_DIR is a run folder or any folder above run folders (searched recursively for metrics.json);
-by default ./outputs and ./multirun. Writes table{1,2,3}.{md,csv,tex} and summary.md into --out,
-and with --figures the curves and confusion matrices into that folder.
+by default ./outputs and ./multirun. Writes <table>.{md,csv,tex} for every table of the ablation file,
+summary.md and claims.{md,csv} (the paper's claims tested over seeds) into --out, and with --figures
+the curves and confusion matrices into that folder.
 """
 
 from __future__ import annotations
@@ -28,5 +29,10 @@ def main(argv=None) -> int:
     frames = collect(args.run_dirs or None, args.out, args.ablation, args.select, args.figures, args.wandb, args.n_boot)
     status = frames["runs"]["status"].value_counts().to_dict()
     print(f"collect: {len(frames['runs'])} runs ({', '.join(f'{n} {s}' for s, n in sorted(status.items())) or 'none found'})")
-    print(f"collect: wrote {args.out}/table{{1,2,3}}.{{md,csv,tex}} and {args.out}/summary.md")
+    tables = ",".join(name for name in frames if name not in ("runs", "claims", "comparisons"))
+    claims = f" and {args.out}/claims.{{md,csv}}" if "claims" in frames else ""
+    print(f"collect: wrote {args.out}/{{{tables}}}.{{md,csv,tex}}, {args.out}/summary.md{claims}")
+    if "claims" in frames:
+        verdicts = frames["claims"]["verdict"].value_counts().to_dict()
+        print("collect: claims: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
     return 0

@@ -202,25 +202,34 @@ def config_group(cfg: DictConfig | None) -> str | None:
 
 
 def resolve_configuration(metrics: dict, ablation: experiments.Ablation) -> tuple[str | None, str | None]:
-    """(configuration name, None) or (None, why the run matches no configuration)."""
+    """(configuration name, None) or (None, why the run matches no configuration).
+
+    A run's model options (metrics.json "options"; runs written before options were recorded have
+    none) are part of its model: a run with zero_init_residual never counts as the baseline.
+    """
     attention, stem = metrics.get("attention"), metrics.get("stem")
+    options = metrics.get("options") or {}
+    if not isinstance(options, dict):
+        return None, f"metrics.json options is {options!r}, expected a mapping"
     name = metrics.get("configuration")
     if name in ablation.configurations:
         conf = ablation.configurations[name]
-        if attention is not None and stem is not None and (
-            experiments.canonical_attention(attention), stem
-        ) != (experiments.canonical_attention(conf["attention"]), conf["stem"]):
+        if attention is not None and stem is not None and experiments.model_key(
+            attention, stem, options
+        ) != experiments.model_key(conf["attention"], conf["stem"], conf.get("options")):
             return None, (
                 f"metrics.json names configuration {name!r} but its model is attention={attention}, "
-                f"stem={stem}; the experiment file says attention={conf['attention']}, stem={conf['stem']}"
+                f"stem={stem}, options={options}; the experiment file says attention={conf['attention']}, "
+                f"stem={conf['stem']}, options={conf.get('options', {})}"
             )
         return name, None
     if metrics.get("placement"):
         return None, f"placement overrides {metrics['placement']} (the tables use default placements)"
     if attention is None or stem is None:
         return None, "metrics.json names neither a configuration nor attention and stem"
-    found = ablation.configuration_of(attention, stem)
-    return (found, None) if found else (None, f"attention={attention}, stem={stem} is not in the experiment file")
+    found = ablation.configuration_of(attention, stem, options)
+    return (found, None) if found else (
+        None, f"attention={attention}, stem={stem}, options={options} is not in the experiment file")
 
 
 def rescoring_mismatch(run: Run) -> str | None:

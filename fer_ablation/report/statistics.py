@@ -95,12 +95,61 @@ def _seed_scores(out: dict, runs: list[Run], select: str) -> None:
     out.update(test_accuracy_pct=100 * mean, test_accuracy_std_pct=100 * std, test_n_seeds=len(test))
 
 
+def seed_comparison(model: dict, baseline: dict, metric: str = "accuracy", select: str = "best"):
+    """(seeds, stats.SeedTest) of one validation metric over the seeds both cells completed (paired by
+    seed number), or ([], None) when they share no seed with the metric."""
+    seeds = [s for s in sorted(set(model) & set(baseline), key=seed_key)
+             if all(metric in (r.scores("val", select) or {}) for r in (model[s], baseline[s]))]
+    if not seeds:
+        return [], None
+    return seeds, stats.seed_test([model[s].scores("val", select)[metric] for s in seeds],
+                                  [baseline[s].scores("val", select)[metric] for s in seeds])
+
+
+def format_seed_differences(seeds: list, test: stats.SeedTest | None) -> str:
+    """`seed 0: +1.23; seed 1: -4.56` (percentage points)."""
+    if test is None:
+        return ""
+    return "; ".join(f"seed {s}: {100 * d:+.2f}" for s, d in zip(seeds, test.differences))
+
+
+# (metric, column prefix of the seed-level columns): accuracy is the tables' verdict, macro F1 rides along
+SEED_METRICS = (("accuracy", ""), ("f1_macro", "f1_"))
+
+
+def _seed_columns(out: dict, notes: list, spec: RowSpec, select: str) -> None:
+    for metric, prefix in SEED_METRICS:
+        name = "accuracy" if not prefix else "f1"
+        out.update({
+            f"delta_{name}_pp": math.nan, f"delta_{name}_seeds_pp": "", f"delta_{prefix}ci_low_pp": math.nan,
+            f"delta_{prefix}ci_high_pp": math.nan, f"p_{prefix}seeds": math.nan, f"p_{prefix}seeds_permutation": math.nan,
+            f"p_{prefix}holm": math.nan, f"significant{'_' + name if prefix else ''}": None, f"holm_{prefix}m": 0,
+        })
+        if spec.is_baseline or not spec.cell.completed or not spec.baseline_cell.completed:
+            continue
+        seeds, test = seed_comparison(spec.cell.completed, spec.baseline_cell.completed, metric, select)
+        if test is None:
+            continue
+        out.update({
+            f"delta_{name}_pp": 100 * test.mean, f"delta_{name}_seeds_pp": format_seed_differences(seeds, test),
+            f"delta_{prefix}ci_low_pp": 100 * test.low, f"delta_{prefix}ci_high_pp": 100 * test.high,
+            f"p_{prefix}seeds": test.p_value, f"p_{prefix}seeds_permutation": test.p_permutation,
+        })
+        if metric == "accuracy":
+            out["paired_seeds"] = test.n
+            if test.n >= 2 and math.isnan(test.p_value):
+                notes.append("every seed pair gave the same accuracy, so there is no t-test")
+            elif test.n >= 2 and np.ptp(test.differences) < 1e-9:
+                notes.append("the accuracy difference is the same in every seed pair: no seed-to-seed spread, "
+                             "so the t-test's p is near 0 (are the seeds really different runs?)")
+
+
 def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int) -> None:
+    """The per-seed diagnostics for fixed trained models: paired bootstrap over samples and McNemar."""
     out.update(
-        delta_accuracy_pp=math.nan, delta_ci_low_pp=math.nan, delta_ci_high_pp=math.nan,
-        p_bootstrap=math.nan, significant=None, paired_seeds=0, paired_samples=0, mcnemar="",
+        bootstrap_delta_pp=math.nan, bootstrap_ci_low_pp=math.nan, bootstrap_ci_high_pp=math.nan,
+        p_bootstrap=math.nan, paired_samples=0, mcnemar="",
     )
-    out["is_baseline"] = spec.is_baseline
     if spec.is_baseline or not spec.cell.completed:
         return
     if not spec.baseline_cell.completed:
@@ -110,9 +159,8 @@ def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int) -> None:
     if "bootstrap" in result:
         boot = result["bootstrap"]
         out.update(
-            delta_accuracy_pp=100 * boot.delta, delta_ci_low_pp=100 * boot.low, delta_ci_high_pp=100 * boot.high,
-            p_bootstrap=boot.p_value, significant=boot.significant,
-            paired_seeds=boot.n_seeds, paired_samples=boot.n_samples,
+            bootstrap_delta_pp=100 * boot.delta, bootstrap_ci_low_pp=100 * boot.low,
+            bootstrap_ci_high_pp=100 * boot.high, p_bootstrap=boot.p_value, paired_samples=boot.n_samples,
             mcnemar="; ".join(
                 f"seed {s}: b={t.b} c={t.c} p{'' if t.p_value < 0.001 else '='}{format_p(t.p_value)}"
                 for s, t in result["mcnemar"].items()
@@ -123,6 +171,27 @@ def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int) -> None:
             notes.append("not paired (no baseline run): seed " + ", ".join(map(str, unpaired)))
     if result.get("problem"):
         notes.append(f"paired test: {result['problem']}")
+
+
+def add_holm(rows: list[dict]) -> None:
+    """Holm-adjust the seed-level p-values of one data group's rows, in place.
+
+    The family is every configuration compared with the baseline in the group that has a p-value (a
+    configuration shown in several tables is one test); `significant` is Holm p < alpha with at
+    least stats.MIN_SEED_PAIRS seed pairs, None with fewer.
+    """
+    for metric, prefix in SEED_METRICS:
+        flag = "significant" + ("_f1" if prefix else "")
+        tests = {}
+        for r in rows:
+            if not r["is_baseline"] and not math.isnan(r[f"p_{prefix}seeds"]):
+                tests[r["configuration"]] = r[f"p_{prefix}seeds"]
+        adjusted = dict(zip(tests, stats.holm(list(tests.values()))))
+        for r in rows:
+            r[f"holm_{prefix}m"] = len(tests)
+            if r["configuration"] in adjusted and not r["is_baseline"]:
+                r[f"p_{prefix}holm"] = adjusted[r["configuration"]]
+                r[flag] = bool(adjusted[r["configuration"]] < stats.ALPHA) if r["paired_seeds"] >= stats.MIN_SEED_PAIRS else None
 
 
 def table_row(spec: RowSpec, select: str = "best", n_boot: int = 10_000) -> dict:
@@ -144,6 +213,9 @@ def table_row(spec: RowSpec, select: str = "best", n_boot: int = 10_000) -> dict
         reported = spec.row.reported.get(SHORT[metric])
         out[f"paper_{SHORT[metric]}_pct"] = math.nan if reported is None else float(reported)
     notes = list(spec.cell.notes)
+    out["is_baseline"] = spec.is_baseline
+    out["paired_seeds"] = 0
+    _seed_columns(out, notes, spec, select)
     _paired_columns(out, notes, spec, n_boot)
     firsts = {k: next((r.metrics[k] for r in runs if isinstance(r.metrics.get(k), (int, float))), None)
               for k in ("params", "macs")}
@@ -158,10 +230,8 @@ def table_row(spec: RowSpec, select: str = "best", n_boot: int = 10_000) -> dict
 def build_tables(runs: list[Run], ablation: experiments.Ablation, select: str = "best", n_boot: int = 10_000) -> dict:
     """{table name: DataFrame} with one row per (data group, paper row); metrics in percent."""
     rows = {t.name: [] for t in ablation.tables}
-    for key in data_groups(runs):
-        group = [r for r in runs if r.group_key == key]
-        seeds_seen = {r.seed for r in group if r.configuration in ablation.configurations}
-        cells = {c: make_cell([r for r in group if r.configuration == c], seeds_seen) for c in ablation.configurations}
+    for key, cells, seeds_seen in group_cells(runs, ablation):
+        in_group = []
         for table in ablation.tables:
             for row in table.rows:
                 spec = RowSpec(
@@ -169,7 +239,18 @@ def build_tables(runs: list[Run], ablation: experiments.Ablation, select: str = 
                     is_baseline=row.configuration == ablation.baseline, n_expected=len(seeds_seen), group_key=key,
                 )
                 rows[table.name].append(table_row(spec, select, n_boot))
+                in_group.append(rows[table.name][-1])
+        add_holm(in_group)
     return {name: pd.DataFrame(r) for name, r in rows.items()}
+
+
+def group_cells(runs: list[Run], ablation: experiments.Ablation):
+    """(data group key, {configuration: Cell}, seeds seen in the group) for every data group."""
+    for key in data_groups(runs):
+        group = [r for r in runs if r.group_key == key]
+        seeds_seen = {r.seed for r in group if r.configuration in ablation.configurations}
+        cells = {c: make_cell([r for r in group if r.configuration == c], seeds_seen) for c in ablation.configurations}
+        yield key, cells, seeds_seen
 
 
 def runs_frame(runs: list[Run], select: str = "best") -> pd.DataFrame:

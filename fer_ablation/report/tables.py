@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fer_ablation import experiments
 from fer_ablation.report import figures as figures_module
+from fer_ablation.report.claims import claim_frames
 from fer_ablation.report.render import write_tables
 from fer_ablation.report.runs import find_run_dirs, load_run
 from fer_ablation.report.statistics import build_tables, runs_frame
@@ -32,7 +33,8 @@ def collect(run_dirs=None, out_dir="results/tables", ablation: str = "paper", se
 
     `ablation` names experiments/<ablation>.yaml (the tables, their rows and the paper's numbers).
     Keys of the result: one per table of that file (metrics in percent, one row per data group and
-    paper row) and "runs" (every run folder read, with its status and reason).
+    paper row), "claims" and "comparisons" when the file states claims (one row per claim, and per
+    comparison, and data group) and "runs" (every run folder read, with its status and reason).
     """
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}, got {select!r}")
@@ -40,6 +42,8 @@ def collect(run_dirs=None, out_dir="results/tables", ablation: str = "paper", se
     run_paths = find_run_dirs(run_dirs)
     runs = [r for r in (load_run(p, spec) for p in run_paths) if r is not None]
     frames = build_tables(runs, spec, select, n_boot)
+    if spec.claims:
+        frames["claims"], frames["comparisons"] = claim_frames(runs, spec, select)
     figures = None
     if figures_dir is not None:
         drawn = figures_module.make_figures(runs, figures_dir, spec)
