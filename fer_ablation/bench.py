@@ -1,6 +1,7 @@
 """`python -m fer_ablation.bench`: the suite's training path against a minimal raw PyTorch loop.
 
-For each configuration x image size x batch size x precision it measures, in one process:
+For each configuration x image size x batch size x precision (32-true, bf16-mixed) x memory format
+(contiguous, channels_last) [x torch.compile with --compile] it measures, in one process:
 
 - raw: a hand-written loop on the same model (``build_model``) and the same uint8 tensors the suite
   trains on (the datamodule's in-memory train split): random permutation -> index -> float, /255,
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import json
 import logging
 import math
@@ -88,6 +90,7 @@ class Setting:
     batch_size: int
     precision: str  # Lightning's: 32-true | bf16-mixed | 16-mixed
     channels_last: bool = False
+    compile: bool = False
 
 
 # ------------------------------------------------------------------------------------ config
@@ -113,6 +116,7 @@ def suite_overrides(setting: Setting, *, steps: int, eval_batches: int, ablation
         f"trainer.limit_val_batches={eval_batches}",
         f"trainer.precision={setting.precision}",
         f"speed.channels_last={str(setting.channels_last).lower()}",
+        f"speed.compile={str(setting.compile).lower()}",
         f"data.image_size={setting.image_size}",
         f"data.batch_size={setting.batch_size}",
         "force=true",
@@ -230,6 +234,8 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
         model = build_model(num_classes=len(CLASSES), **model_spec(cfg)).to(device)
         if setting.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if setting.compile:
+            model.compile()
         optimizer = hydra.utils.instantiate(cfg.optimizer)(params=model.parameters())
         scaler = torch.amp.GradScaler(device.type, enabled=setting.precision == "16-mixed")
         images, targets = data.train_images.to(device), data.train_targets.to(device)
@@ -463,7 +469,7 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         lines.append((
             r["config"], r["device"], str(r["image_size"]), str(r["batch_size"]),
-            r["precision"] + ("+cl" if r.get("channels_last") else ""),
+            r["precision"] + ("+cl" if r.get("channels_last") else "") + ("+compile" if r.get("compile") else ""),
             f"{r['raw_images_per_s']:.1f}", f"{r['suite_images_per_s']:.1f}", f"{r['ratio']:.2f}",
             f"{r['raw_eval_images_per_s']:.0f}/{r['suite_eval_images_per_s']:.0f}",
             f"{r['raw_peak_memory_mb']:.0f}/{r['suite_peak_memory_mb']:.0f}",
@@ -476,7 +482,7 @@ def format_table(rows: list[dict]) -> str:
 
 def _record_key(r: dict) -> tuple:
     return (r["config"], r["device"], r["image_size"], r["batch_size"], r["precision"], r.get("channels_last"),
-            r.get("torch_threads"))
+            r.get("compile", False), r.get("torch_threads"))
 
 
 def write_records(rows: list[dict], out: Path) -> Path:
@@ -503,10 +509,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="configuration names (conf/configuration/) or ATTENTION/STEM (default: %(default)s)")
     p.add_argument("--sizes", nargs="+", type=int, default=[48], help="image sizes in px (default: 48)")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[32], help="training batch sizes (default: 32)")
-    p.add_argument("--precisions", nargs="+", default=None,
-                   help="Lightning precisions (default: 32-true; on CUDA also bf16-mixed)")
-    p.add_argument("--channels-last", choices=("auto", "true", "false"), default="auto",
-                   help="auto: channels_last for mixed precision on CUDA (as trainer=gpu), else off (speed.channels_last)")
+    p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"],
+                   help="Lightning precisions (default: %(default)s)")
+    p.add_argument("--channels-last", choices=("both", "true", "false"), default="both",
+                   help="memory formats (speed.channels_last): both (default: contiguous and channels_last), true, false")
+    p.add_argument("--compile", choices=("both", "true", "false"), default="false",
+                   help="torch.compile the model (speed.compile) as well: both = with and without; compile time "
+                        "falls in the untimed first epoch and warm-up steps")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--steps", type=int, default=15, help="timed training steps per path (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed raw warm-up steps (the suite's is epoch 1)")
@@ -529,7 +538,9 @@ def main(argv=None) -> list[dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    precisions = args.precisions or (["32-true", "bf16-mixed"] if device == "cuda" else ["32-true"])
+    precisions = args.precisions
+    formats = {"both": [False, True], "true": [True], "false": [False]}[args.channels_last]
+    compiles = {"both": [False, True], "true": [True], "false": [False]}[args.compile]
     env = environment()
     command = "python -m fer_ablation.bench " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     if device == "cuda":
@@ -541,10 +552,8 @@ def main(argv=None) -> list[dict]:
     for config in args.configs:
         for size in args.sizes:
             for batch in args.batch_sizes:
-                for precision in precisions:
-                    channels_last = (args.channels_last == "true" or
-                                     (args.channels_last == "auto" and device == "cuda" and precision != "32-true"))
-                    setting = Setting(config, device, size, batch, precision, channels_last)
+                for precision, channels_last, compiled in itertools.product(precisions, formats, compiles):
+                    setting = Setting(config, device, size, batch, precision, channels_last, compiled)
                     print(f"bench: {setting} (load {_load()})", flush=True)
                     record = bench_one(setting, steps=args.steps, warmup=args.warmup,
                                        eval_batches=args.eval_batches, ablation=args.ablation,

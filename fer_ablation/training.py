@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import provenance, records
+from fer_ablation import fast_path, provenance, quiet, records
 from fer_ablation.data import build_datamodule
 from fer_ablation.lit_module import Evaluation, FERModule
 from fer_ablation.models import count_macs, count_parameters, parse_model_spec
@@ -113,20 +113,20 @@ class RunRecorder(Callback):
 def _loggers(cfg: DictConfig, run_dir: Path, run_name: str) -> list:
     loggers: list = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
     if cfg.logger.name == "wandb":
+        import wandb
         from lightning.pytorch.loggers import WandbLogger
 
         settings = cfg.logger.wandb
-        loggers.append(
-            WandbLogger(
-                project=settings.project,
-                entity=settings.get("entity"),
-                group=cfg.group,
-                name=run_name,
-                save_dir=str(run_dir),
-                offline=settings.mode == "offline",
-                config=OmegaConf.to_container(cfg, resolve=True),
-            )
+        # The run is started here rather than by WandbLogger, which passes W&B a deprecated
+        # `anonymous` argument (a warning per run); silent: the one log line below says where the run is.
+        run = wandb.init(
+            project=settings.project, entity=settings.get("entity"), group=cfg.group, name=run_name,
+            dir=str(run_dir), mode=settings.mode, config=OmegaConf.to_container(cfg, resolve=True),
+            settings=wandb.Settings(silent=True),
         )
+        if settings.mode == "offline":
+            log.info("W&B offline run in %s (browse: wandb leet %s; upload: wandb sync)", run.dir, run_dir)
+        loggers.append(WandbLogger(experiment=run))
     return loggers
 
 
@@ -209,10 +209,16 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
 
 
 def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float) -> dict:
+    quiet.quiet_third_party()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    fast = fast_path.choose(trainer_kwargs.get("precision"), cfg.speed.get("channels_last"),
+                            trainer_kwargs.get("accelerator"))
+    trainer_kwargs["precision"] = fast.precision
+    log.info("precision %s, %s memory format (%s)", fast.precision,
+             "channels_last" if fast.channels_last else "contiguous", fast.reason)
 
     dm = build_datamodule(cfg.data, in_chans=spec["in_chans"], seed=int(cfg.seed))
     dm.prepare_data()
@@ -233,7 +239,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         label_smoothing=float(cfg.loss.label_smoothing),
         class_weights=class_weights,
-        channels_last=bool(cfg.speed.channels_last),
+        channels_last=fast.channels_last,
     )
     try:
         module = FERModule(pretrained=pretrained, **module_kwargs)
@@ -305,7 +311,9 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "train_images_per_s": round(recorder.train_images / max(recorder.train_seconds, 1e-9), 2),
         "wall_s": round(time.perf_counter() - started, 2),
         "device": provenance.device_name(trainer.strategy.root_device),
-        "precision": str(trainer_kwargs.get("precision")),
+        "precision": fast.precision,
+        "channels_last": fast.channels_last,
+        "precision_choice": fast.reason,
         "data_summary": dm.describe(),
         "skipped_files": len(dm.skipped_files),
         "versions": provenance.versions(),
