@@ -1,7 +1,9 @@
 """Run folders as the report sees them: records read through `fer_ablation.records`, checked, matched
 to a configuration of the ablation file.
 
-A run folder is any folder holding a metrics.json. Bad records never raise here: a half-written or
+A run folder is any folder holding a metrics.json of a training run; the records of
+`python -m fer_ablation.evaluate` (`"kind": "evaluation"`) are not runs and are skipped with a count.
+Bad records never raise here: a half-written or
 malformed metrics.json, a completed run without a readable predictions.csv, etc. come back as a Run
 with status "unreadable" and the reason, and a completed run whose metrics.json is not recomputable
 from its predictions.csv with status "inconsistent".
@@ -10,7 +12,6 @@ from its predictions.csv with status "inconsistent".
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,12 +141,14 @@ def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | Non
         run.config = None
     try:
         metrics = records.read_metrics(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, records.RecordError) as e:
         run.reason = f"metrics.json unreadable (half-written?): {e}"
         return run
     if not isinstance(metrics, dict):
         run.reason = "metrics.json is not a JSON object"
         return run
+    if is_evaluation_record(metrics):
+        return None
     run.metrics = metrics
     run.group = metrics.get("group") or config_group(run.config)
     status = metrics.get("status")
@@ -185,8 +188,19 @@ def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | Non
     return run
 
 
+def is_evaluation_record(metrics: dict) -> bool:
+    """A metrics.json written by fer_ablation.evaluate (older ones lack `kind` but name the checkpoint)."""
+    return metrics.get("kind") == "evaluation" or "evaluated_checkpoint" in metrics
+
+
 def load_runs(paths=None, ablation: experiments.Ablation | None = None) -> list[Run]:
-    return [r for r in (load_run(p, ablation) for p in find_run_dirs(paths)) if r is not None]
+    """The training runs under `paths`; evaluation records are counted on stderr and left out."""
+    folders = find_run_dirs(paths)
+    runs = [r for r in (load_run(p, ablation) for p in folders) if r is not None]
+    if len(runs) < len(folders):
+        print(f"report: skipped {len(folders) - len(runs)} evaluation record(s) (fer_ablation.evaluate "
+              "output, not training runs)", file=sys.stderr)
+    return runs
 
 
 def config_group(cfg: DictConfig | None) -> str | None:
