@@ -267,19 +267,20 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
         run_dir = HydraConfig.get().runtime.output_dir
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not _is_rank_zero_process():  # DDP ranks > 0 share rank 0's folder and lock
-        return _train(cfg, run_dir)
+    if not _is_rank_zero_process():
+        # DDP ranks > 0 start once rank 0 has set the folder up: they neither lock it nor move files.
+        return _train(cfg, run_dir, owner=False)
     with records.run_lock(run_dir):
-        return _train(cfg, run_dir)
+        return _train(cfg, run_dir, owner=True)
 
 
-def _train(cfg: DictConfig, run_dir: Path) -> dict:
-    previous = _previous_record(run_dir)
+def _train(cfg: DictConfig, run_dir: Path, owner: bool) -> dict:
+    previous = _previous_record(run_dir) if owner else records.read_metrics(run_dir)
     force = bool(cfg.get("force", False))
     if previous and previous.get("status") == "completed" and not force:
         log.info("%s already completed (force=true retrains): skipping", run_dir)
         return previous
-    if force:
+    if force and owner:
         aside = records.move_aside(run_dir, records.RUN_OUTPUTS)
         if aside:
             log.info("force=true: moved the previous records and checkpoints to %s; training from scratch", aside)

@@ -22,7 +22,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from fer_ablation import experiments, records, stats
 
-STATUSES = ("completed", "failed", "running")
+STATUSES = ("completed", "failed", "running", "interrupted")
 METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 # Re-scoring must reproduce metrics.json; float32 metric code differs from float64 by ~1e-7.
 RESCORE_TOL = 1e-5
@@ -33,7 +33,7 @@ DEFAULT_SEARCH = ("outputs", "multirun")
 class Run:
     """One run folder as read from disk.
 
-    status: completed | failed | running (as metrics.json says), or
+    status: completed | failed | running | interrupted (as metrics.json says), or
             unreadable (records missing, half-written or malformed) |
             inconsistent (metrics.json not recomputable from predictions.csv).
     Only `completed` runs enter the statistics; every other run is reported with its reason.
@@ -161,7 +161,7 @@ def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | Non
         return run
     run.configuration, run.unmatched = resolve_configuration(metrics, ablation or load_ablation("paper"))
     run.status = status
-    if status == "failed":
+    if status in ("failed", "interrupted"):
         run.reason = str(metrics.get("error") or "no error recorded")
     if status != "completed":
         return run
