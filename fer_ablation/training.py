@@ -162,8 +162,8 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
-# ResNet50 halves the input five times (stem conv, max-pool or space-to-depth, three strided stages;
-# He et al. 2016, Table 1): below 32 px the last stage would see less than one pixel.
+# ResNet50 halves the input five times (the stem's strided conv, or SC's space-to-depth; max-pool; three
+# strided stages; He et al. 2016, Table 1): below 32 px the last stage would see less than one pixel.
 MIN_IMAGE_SIZE = 32
 
 
