@@ -108,15 +108,16 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
     data_cfg = apply_preprocessing(cfg.data, module.hparams.get("preprocessing"), explicit, ckpt_path)
     data_cfg.ignore_unknown_classes = bool(cfg.ignore_unknown_classes)
     dm = build_datamodule(data_cfg, in_chans=spec["in_chans"], seed=0)
-    layout = dm.describe()["layout"]
-    available = [s for s in ("train", "val", "test") if s in dm.describe()["splits"]]
+    described = dm.describe()
+    layout = described["layout"]
+    available = [s for s in ("train", "val", "test") if s in described["splits"]]
     if layout == "unsplit":
         available.append(WHOLE)
     splits = list(cfg.splits) if cfg.get("splits") is not None else (
         [WHOLE] if layout == "unsplit" else [s for s in available if s != "train"])
     unknown = [s for s in splits if s not in available]
     if unknown:
-        raise ValueError(f"splits={splits}: {cfg.data.name} data at {dm.describe()['root']} ({layout} layout) "
+        raise ValueError(f"splits={splits}: {cfg.data.name} data at {described['root']} ({layout} layout) "
                          f"has no split {unknown}; expected some of {available}")
     if WHOLE in splits:
         # The whole folder: no hold-out, every image lands in `train`, scored as `all`.

@@ -248,10 +248,11 @@ def _interruption(exc: BaseException) -> tuple[str, int]:
 
     if isinstance(exc, SIGTERMException):
         return "interrupted by SIGTERM", 128 + 15
-    if isinstance(exc, KeyboardInterrupt):
+    # Lightning turns Ctrl-C inside fit into sys.exit(1), raised while handling the KeyboardInterrupt.
+    if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
         return "interrupted by SIGINT (Ctrl-C)", 128 + 2
     code = exc.code if isinstance(exc, SystemExit) else None
-    # Lightning turns Ctrl-C into exit 1; submitit's requeue path exits -1: keep any non-zero status.
+    # submitit's requeue path exits -1: keep any non-zero status.
     return f"interrupted (exit {code!r})", code if isinstance(code, int) and code != 0 else 1
 
 

@@ -219,6 +219,20 @@ def test_sigterm_records_interrupted_and_exits_non_zero(tmp_path):
     assert metrics["status"] == "interrupted" and "SIGTERM" in metrics["error"]
 
 
+def test_ctrl_c_and_submitit_requeue_exits_stay_non_zero():
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemExit(1)  # what Lightning does with Ctrl-C inside fit
+    except SystemExit as exc:
+        assert training._interruption(exc) == ("interrupted by SIGINT (Ctrl-C)", 130)
+    assert training._interruption(SIGTERMException()) == ("interrupted by SIGTERM", 143)
+    assert training._interruption(SystemExit(-1))[1] == -1  # submitit exits -1 after requeueing the job
+
+
 def test_a_run_folder_in_use_is_refused_until_its_owner_dies(compose_cfg, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from fer_ablation import records\n"
