@@ -222,6 +222,12 @@ def read_config(run_dir: Path | str) -> DictConfig | None:
 # What a training run writes into its folder (Hydra's .hydra/ and log file belong to the current command).
 RUN_OUTPUTS = (METRICS, PREDICTIONS, HISTORY, "checkpoints", "csv", "wandb")
 LOCK = ".run.lock"
+PREVIOUS = "previous-"
+
+
+def is_moved_aside(path: Path | str) -> bool:
+    """True for anything inside a run's `previous-<time>/` folder (superseded or damaged, not a run)."""
+    return any(part.startswith(PREVIOUS) for part in Path(path).parts)
 
 
 def move_aside(run_dir: Path | str, names: Iterable[str]) -> Path | None:
@@ -232,11 +238,11 @@ def move_aside(run_dir: Path | str, names: Iterable[str]) -> Path | None:
     if not present:
         return None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = run_dir / f"previous-{stamp}"
+    target = run_dir / f"{PREVIOUS}{stamp}"
     n = 1
     while target.exists():
         n += 1
-        target = run_dir / f"previous-{stamp}-{n}"
+        target = run_dir / f"{PREVIOUS}{stamp}-{n}"
     target.mkdir()
     for name in present:
         (target / name).parent.mkdir(parents=True, exist_ok=True)

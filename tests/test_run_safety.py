@@ -323,6 +323,13 @@ def test_collector_reads_training_runs_only(flat_run, compose_cfg, tmp_path, cap
     runs = load_runs([run_dir, tmp_path / "eval"])
     assert [r.path for r in runs] == [run_dir]
     assert "skipped 1 evaluation record" in capsys.readouterr().err
+    # records moved aside by force=true are not runs either
+    outputs = tmp_path / "outputs"
+    (outputs / "run" / "previous-20260101T000000Z").mkdir(parents=True)
+    for folder in (outputs / "run", outputs / "run" / "previous-20260101T000000Z"):
+        for name in ("metrics.json", "predictions.csv"):
+            (folder / name).write_bytes((run_dir / name).read_bytes())
+    assert [r.path for r in load_runs([outputs])] == [outputs / "run"]
 
 
 @pytest.mark.slow

@@ -105,13 +105,16 @@ class Run:
 
 
 def find_run_dirs(paths=None) -> list[Path]:
-    """Run folders under `paths` (default ./outputs and ./multirun): every folder holding a metrics.json."""
+    """Run folders under `paths` (default ./outputs and ./multirun): every folder holding a metrics.json,
+    except the old records kept in a run's `previous-<time>/`."""
     found: set[Path] = set()
     for p in [Path(p) for p in (paths or DEFAULT_SEARCH)]:
         if (p / records.METRICS).is_file():
             found.add(p)
         elif p.is_dir():
-            found.update(m.parent for m in p.rglob(records.METRICS))
+            # records that force=true or a damaged file moved into <run>/previous-<time>/ are not runs
+            found.update(m.parent for m in p.rglob(records.METRICS)
+                         if not records.is_moved_aside(m.parent.relative_to(p)))
         elif paths:
             print(f"report: {p} does not exist, skipped", file=sys.stderr)
     return sorted(found)
