@@ -3,14 +3,22 @@
 Cross-data-set evaluation: the checkpoint's classes and the data set's are both mapped by name to
 the canonical order, so nothing is mis-indexed; classes the data set lacks are listed in the
 record (`absent_classes`), classes the checkpoint does not know are skipped and listed by the data
-module. Writes the same metrics.json / predictions.csv contract as a training run.
+module. Writes the same metrics.json / predictions.csv contract as a training run, marked
+`"kind": "evaluation"` (the collector leaves such records out of the training tables).
+
+The images are prepared as the model was trained (image size, grayscale, normalisation: the
+checkpoint's `preprocessing` hyper-parameter); an explicit `data.*` override that contradicts it is an
+error. `splits` lists the splits to score, each scored whole and named as asked; by default every
+evaluation split of a split data set, and the whole of an unsplit folder (split `all`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import Sequence
 
 import hydra
 import lightning as L
@@ -21,24 +29,101 @@ from fer_ablation.config import CONFIG_DIR
 
 log = logging.getLogger("fer_ablation")
 
+PREPROCESSING_KEYS = ("image_size", "grayscale", "normalize.mean", "normalize.std")
+WHOLE = "all"
 
-def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
+
+def checkpoint_path(value) -> Path:
+    """A .ckpt file, or a run folder (its checkpoints/best.ckpt)."""
+    path = Path(str(value))
+    if path.is_dir():
+        path = path / "checkpoints" / "best.ckpt"
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={value}: no checkpoint file at {path} "
+                                "(expected a .ckpt written by a run, or a run folder)")
+    return path
+
+
+def apply_preprocessing(data_cfg: DictConfig, trained: dict | None, explicit: Sequence[str], ckpt: Path) -> DictConfig:
+    """`data_cfg` with the checkpoint's preprocessing; ValueError when an explicit override contradicts it."""
+    data_cfg = data_cfg.copy()
+    if not trained:
+        log.warning("%s records no preprocessing (an older checkpoint): using data.* as given", ckpt)
+        return data_cfg
+    conflicts = []
+    for key in PREPROCESSING_KEYS:
+        value = OmegaConf.select(OmegaConf.create(trained), key)
+        given = OmegaConf.to_container(OmegaConf.create({"v": OmegaConf.select(data_cfg, key)}), resolve=True)["v"]
+        if f"data.{key}" in explicit and given != value:
+            conflicts.append(f"data.{key}={given} (the model was trained with {value})")
+        OmegaConf.update(data_cfg, key, value, merge=False)
+    if conflicts:
+        raise ValueError(f"{ckpt}: " + "; ".join(conflicts) + ": drop the override, the checkpoint's "
+                         "preprocessing is used")
+    return data_cfg
+
+
+def _explicit_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+
+
+class _OneSplit(L.LightningDataModule):
+    """Serves one split of `dm` through Lightning's validation loop (which scores any loader)."""
+
+    def __init__(self, dm, split: str):
+        super().__init__()
+        self.dm, self.split = dm, split
+
+    def val_dataloader(self):
+        return self.dm.eval_dataloader(self.split)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return self.dm.device_transform(batch, train=False)
+
+
+def score_splits(trainer: L.Trainer, module, dm, splits: Sequence[str]) -> dict:
+    """{split: Evaluation} for each split of `dm` named in `splits`, each scored whole."""
+    evaluations = {}
+    for split in splits:
+        module.evaluations.clear()
+        trainer.validate(module, datamodule=_OneSplit(dm, split), weights_only=True, verbose=False)
+        evaluations[split] = dataclasses.replace(module.evaluations.pop("val"), split=split)
+    return evaluations
+
+
+def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ()) -> dict:
+    """Score cfg.ckpt_path on cfg.data; `explicit`: the keys given on the command line (data.image_size...)."""
     from fer_ablation.data import build_datamodule
     from fer_ablation.lit_module import FERModule
-    from fer_ablation.training import evaluate_splits, write_predictions
+    from fer_ablation.training import write_predictions
 
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    ckpt_path = Path(cfg.ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file (expected a .ckpt written by a run)")
+    ckpt_path = checkpoint_path(cfg.ckpt_path)
     module = FERModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
     spec, ckpt_classes = dict(module.hparams.model_spec), list(module.hparams.classes)
 
-    data_cfg = cfg.data.copy()
+    data_cfg = apply_preprocessing(cfg.data, module.hparams.get("preprocessing"), explicit, ckpt_path)
     data_cfg.ignore_unknown_classes = bool(cfg.ignore_unknown_classes)
     dm = build_datamodule(data_cfg, in_chans=spec["in_chans"], seed=0)
-    dm.setup("validate")
+    described = dm.describe()
+    layout = described["layout"]
+    available = [s for s in ("train", "val", "test") if s in described["splits"]]
+    if layout == "unsplit":
+        available.append(WHOLE)
+    splits = list(cfg.splits) if cfg.get("splits") is not None else (
+        [WHOLE] if layout == "unsplit" else [s for s in available if s != "train"])
+    unknown = [s for s in splits if s not in available]
+    if unknown:
+        raise ValueError(f"splits={splits}: {cfg.data.name} data at {described['root']} ({layout} layout) "
+                         f"has no split {unknown}; expected some of {available}")
+    if WHOLE in splits:
+        # The whole folder: no hold-out, every image lands in `train`, scored as `all`.
+        whole_cfg = data_cfg.copy()
+        whole_cfg.val_fraction = 0.0
+        whole = build_datamodule(whole_cfg, in_chans=spec["in_chans"], seed=0)
     if list(dm.classes) != ckpt_classes:
         raise ValueError(
             f"{ckpt_path}: checkpoint classes {ckpt_classes} differ from the data module's {list(dm.classes)}"
@@ -48,8 +133,9 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
     trainer_kwargs.pop("max_epochs", None)
     trainer = L.Trainer(**trainer_kwargs, logger=False, enable_checkpointing=False,
                         default_root_dir=str(out_dir), enable_model_summary=False)
-    splits = [s for s in cfg.splits if s != "test" or dm.has_test]
-    evaluations = evaluate_splits(trainer, module, dm, splits)
+    evaluations = score_splits(trainer, module, dm, [s for s in splits if s != WHOLE])
+    if WHOLE in splits:
+        evaluations[WHOLE] = dataclasses.replace(score_splits(trainer, module, whole, ["train"])["train"], split=WHOLE)
     if not trainer.is_global_zero:
         return {}
     absent = {
@@ -57,6 +143,7 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
         for split, ev in evaluations.items()
     }
     metrics = {
+        "kind": "evaluation",
         "status": "completed",
         "error": None,
         "evaluated_checkpoint": str(ckpt_path),
@@ -65,7 +152,9 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
         "placement": spec.get("placement", {}),
         "seed": None,
         "data": cfg.data.name,
-        "image_size": int(cfg.data.image_size),
+        "image_size": int(data_cfg.image_size),
+        "preprocessing": {"image_size": int(data_cfg.image_size), "grayscale": bool(data_cfg.grayscale),
+                          "normalize": OmegaConf.to_container(data_cfg.normalize, resolve=True)},
         "classes": ckpt_classes,
         "num_classes": len(ckpt_classes),
         "best": {"epoch": (module.loaded_epoch if module.loaded_epoch is not None else -1) + 1,
@@ -76,7 +165,8 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
         "device": provenance.device_name(trainer.strategy.root_device),
         "wall_s": round(time.perf_counter() - started, 2),
     }
-    write_predictions(out_dir, dm, ckpt_classes, evaluations)
+    rows_dm = _PathsOf(dm, whole if WHOLE in splits else None)
+    write_predictions(out_dir, rows_dm, ckpt_classes, evaluations)
     records.write_metrics(out_dir, metrics)
     for split, ev in evaluations.items():
         log.info("%s on %s/%s: accuracy %.2f%%, macro F1 %.2f%% (n=%d)", ckpt_path.name,
@@ -85,11 +175,21 @@ def evaluate(cfg: DictConfig, out_dir: Path | str) -> dict:
     return metrics
 
 
+class _PathsOf:
+    """split_paths for write_predictions: `all` is the whole-folder module's train split."""
+
+    def __init__(self, dm, whole):
+        self.dm, self.whole = dm, whole
+
+    def split_paths(self, split: str):
+        return self.whole.split_paths("train") if split == WHOLE else self.dm.split_paths(split)
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    evaluate(cfg, HydraConfig.get().runtime.output_dir)
+    evaluate(cfg, HydraConfig.get().runtime.output_dir, explicit=_explicit_overrides())
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite: the run stops instead of training on garbage."""
 
 
+class NonFiniteOutputError(FloatingPointError):
+    """The model gave NaN or infinite outputs on an evaluation split: the split is not scored."""
+
+
 @dataclass
 class Evaluation:
     """One split scored by one model: the raw material of metrics.json and predictions.csv."""
@@ -68,10 +72,13 @@ class FERModule(L.LightningModule):
         class_weights: Sequence[float] | None = None,
         channels_last: bool = False,
         pretrained: str | None = None,
+        preprocessing: dict | None = None,
     ):
+        """`preprocessing`: what inputs the model was trained on ({image_size, in_chans, grayscale,
+        normalize: {mean, std}}), kept in the checkpoint so evaluation and inference feed it the same."""
         super().__init__()
         # pretrained is not a hyper-parameter: a checkpoint carries its own weights.
-        self.save_hyperparameters("model_spec", "classes")
+        self.save_hyperparameters("model_spec", "classes", "preprocessing")
         self.classes = list(classes)
         self.model = build_model(num_classes=len(self.classes), pretrained=pretrained, **model_spec)
         self.optimizer_factory = optimizer
@@ -152,6 +159,13 @@ class FERModule(L.LightningModule):
             return
         idx, y, logits, loss = (torch.cat(parts) for parts in zip(*outputs))
         idx, y, logits, loss = self._gather_unique(idx, y, logits, loss)
+        bad = int((~torch.isfinite(logits).all(dim=1)).sum())
+        if bad:
+            raise NonFiniteOutputError(
+                f"{bad} of {logits.shape[0]} {split} samples got non-finite (NaN/inf) outputs at epoch "
+                f"{self.current_epoch}: the split is not scored (check the image size, the inputs and the "
+                "learning rate)"
+            )
         probs = logits.softmax(dim=1).cpu()
         mean_loss = loss.mean().item()
         metrics = score(probs, y.cpu(), self.classes, mean_loss)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
 import os
+import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 
@@ -24,6 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 HISTORY = "history.csv"
+
+class RecordError(ValueError):
+    """A record file exists but does not hold what the layout promises (the message names the file)."""
+
 
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_precision_macro",
@@ -42,6 +50,9 @@ def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; a record gets the mode open() would give it (0666 & ~umask),
+        # so group members on shared cluster storage can read it.
+        os.chmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -50,6 +61,12 @@ def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: Path | str, text: str) -> None:
@@ -75,11 +92,14 @@ def write_metrics(run_dir: Path | str, metrics: Mapping[str, Any]) -> Path:
 
 
 def read_metrics(run_dir: Path | str) -> dict | None:
-    """The run's metrics.json, or None when it is absent."""
+    """The run's metrics.json, or None when it is absent; RecordError (naming the file) when it is not JSON."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path} is not readable JSON (truncated or damaged?): {e}") from e
 
 
 def _csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
@@ -145,10 +165,6 @@ HYDRA_OVERRIDES = Path(".hydra") / "overrides.yaml"
 PREDICTION_COLUMNS = ("split", "index", "target", "pred")
 
 
-class RecordError(ValueError):
-    """A record file exists but does not hold what the layout promises (the message names the file)."""
-
-
 def read_predictions_frame(run_dir: Path | str) -> pd.DataFrame:
     """predictions.csv as a DataFrame with integer index/target/pred and one row per (split, index).
 
@@ -199,3 +215,66 @@ def read_config(run_dir: Path | str) -> DictConfig | None:
     if not isinstance(cfg, DictConfig):
         raise RecordError(f"{path} holds a list, expected a mapping")
     return cfg
+
+
+# Run folder housekeeping: what a fresh start moves aside, and who may write the folder.
+
+# What a training run writes into its folder (Hydra's .hydra/ and log file belong to the current command).
+RUN_OUTPUTS = (METRICS, PREDICTIONS, HISTORY, "checkpoints", "csv", "wandb")
+LOCK = ".run.lock"
+PREVIOUS = "previous-"
+
+
+def is_moved_aside(path: Path | str) -> bool:
+    """True for anything inside a run's `previous-<time>/` folder (superseded or damaged, not a run)."""
+    return any(part.startswith(PREVIOUS) for part in Path(path).parts)
+
+
+def move_aside(run_dir: Path | str, names: Iterable[str]) -> Path | None:
+    """Move `names` (files or folders of the run folder) into `<run_dir>/previous-<UTC time>/`; nothing is
+    deleted. Returns that folder, or None when none of the names exists."""
+    run_dir = Path(run_dir)
+    present = [n for n in names if (run_dir / n).exists()]
+    if not present:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = run_dir / f"{PREVIOUS}{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = run_dir / f"{PREVIOUS}{stamp}-{n}"
+    target.mkdir()
+    for name in present:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(run_dir / name), str(target / name))
+    return target
+
+
+class RunFolderInUse(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path | str) -> Iterator[Path]:
+    """Hold `<run_dir>/.run.lock` for the block; RunFolderInUse when another live process holds it.
+
+    An advisory ``flock`` on the file: the kernel releases it when its holder exits in any way (kill -9
+    included), so a dead run never leaves the folder stuck; the file itself stays, naming the last owner.
+    """
+    path = Path(run_dir) / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise RunFolderInUse(
+                f"{run_dir} is in use by another run ({owner}; lock file {path}): wait for it to end "
+                "or stop it, or give this run another folder (hydra.run.dir=...)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)

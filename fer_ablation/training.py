@@ -1,8 +1,12 @@
 """train(cfg): build data, model, LightningModule and Trainer, fit, and write the run's records.
 
 Callable from tests with a composed config and an explicit run folder. The run folder is the
-unit of resumption: a completed run is skipped (unless `force`), an interrupted one resumes from
-`checkpoints/last.ckpt`, and a failing one leaves `metrics.json` with status "failed" and why.
+unit of resumption: a completed run is skipped (unless `force`, which moves the old records and
+checkpoints into `previous-<time>/` and starts afresh), an interrupted one resumes from
+`checkpoints/last.ckpt` (written after every epoch), a failing one leaves `metrics.json` with status
+"failed" and why, and one stopped by SIGTERM / Ctrl-C leaves status "interrupted" and exits non-zero.
+A damaged metrics.json or checkpoint is named in the log, moved aside, and the run resumes or restarts
+from what is intact. One process at a time may write a run folder (`records.run_lock`).
 """
 
 from __future__ import annotations
@@ -158,9 +162,102 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
-def _resume_checkpoint(checkpoint_dir: Path) -> Path | None:
-    last = checkpoint_dir / "last.ckpt"
-    return last if last.is_file() else None
+# ResNet50 halves the input five times (the stem's strided conv, or SC's space-to-depth; max-pool; three
+# strided stages; He et al. 2016, Table 1): below 32 px the last stage would see less than one pixel.
+MIN_IMAGE_SIZE = 32
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Fail on numeric settings no run can use, before any data is read."""
+    checks = [
+        ("trainer.max_epochs", cfg.trainer.max_epochs, 1, "at least 1 (-1, Lightning's 'forever', never ends a run)"),
+        ("data.batch_size", cfg.data.batch_size, 1, "at least 1"),
+        ("data.eval_batch_size", cfg.data.get("eval_batch_size", 1), 1, "at least 1"),
+        ("data.image_size", cfg.data.image_size, MIN_IMAGE_SIZE,
+         f"at least {MIN_IMAGE_SIZE} px, the network's total stride"),
+    ]
+    for key, value, low, expected in checks:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{key}={value!r}: expected an integer {expected}")
+
+
+def preprocessing(cfg: DictConfig, spec: dict) -> dict:
+    """What the model's inputs are: stored in the checkpoint (FERModule hparams) for evaluation and inference."""
+    normalize = OmegaConf.to_container(cfg.data.normalize, resolve=True)
+    return {
+        "image_size": int(cfg.data.image_size),
+        "in_chans": int(spec["in_chans"]),
+        "grayscale": bool(cfg.data.grayscale),
+        "normalize": {"mean": [float(v) for v in normalize["mean"]], "std": [float(v) for v in normalize["std"]]},
+    }
+
+
+def _checkpoint_callbacks(checkpoint_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """best.ckpt: the best validation accuracy, weights and hyper-parameters only (what evaluation needs);
+    last.ckpt: the full state (optimizer, scheduler, loops) after every epoch, for resuming."""
+    best = ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="best", monitor="val/accuracy", mode="max",
+        save_top_k=1, save_weights_only=True, enable_version_counter=False,
+    )
+    # No monitor: saved at every epoch end, overwriting the one file; listed after `best` so that a
+    # last.ckpt of epoch k always has its best.ckpt of epoch <= k on disk.
+    last = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    return best, last
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why `path` cannot be loaded, or None. mmap reads the zip index only, not the weights."""
+    try:
+        torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+def _resume_checkpoint(run_dir: Path) -> Path | None:
+    """checkpoints/last.ckpt when it and best.ckpt are intact; otherwise both are moved aside (named in
+    the log) and the run starts from scratch, since a best.ckpt that is lost cannot be re-selected."""
+    checkpoint_dir = run_dir / "checkpoints"
+    last, best = checkpoint_dir / "last.ckpt", checkpoint_dir / "best.ckpt"
+    if not last.is_file():
+        return None
+    problems = {p: _checkpoint_problem(p) if p.is_file() else "missing" for p in (last, best)}
+    if not any(problems.values()):
+        return last
+    aside = records.move_aside(run_dir, [f"checkpoints/{p.name}" for p in (last, best) if p.is_file()])
+    for path, problem in problems.items():
+        if problem:
+            log.warning("%s is unreadable (%s)", path, problem)
+    log.warning("moved the checkpoints to %s; restarting from epoch 1", aside)
+    return None
+
+
+def _previous_record(run_dir: Path) -> dict | None:
+    """The folder's metrics.json; a damaged one is named, moved aside, and treated as absent."""
+    try:
+        return records.read_metrics(run_dir)
+    except records.RecordError as exc:
+        aside = records.move_aside(run_dir, [records.METRICS])
+        log.warning("%s; moved it to %s", exc, aside)
+        return None
+
+
+def _interruption(exc: BaseException) -> tuple[str, int]:
+    """(reason, exit status) of a run stopped by a signal or an exit request."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exc, SIGTERMException):
+        return "interrupted by SIGTERM", 128 + 15
+    # Lightning turns Ctrl-C inside fit into sys.exit(1), raised while handling the KeyboardInterrupt.
+    if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+        return "interrupted by SIGINT (Ctrl-C)", 128 + 2
+    code = exc.code if isinstance(exc, SystemExit) else None
+    # submitit's requeue path exits -1: keep any non-zero status.
+    return f"interrupted (exit {code!r})", code if isinstance(code, int) and code != 0 else 1
+
+
+def _is_rank_zero_process() -> bool:
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
 def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
@@ -171,11 +268,23 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
         run_dir = HydraConfig.get().runtime.output_dir
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not _is_rank_zero_process():
+        # DDP ranks > 0 start once rank 0 has set the folder up: they neither lock it nor move files.
+        return _train(cfg, run_dir, owner=False)
+    with records.run_lock(run_dir):
+        return _train(cfg, run_dir, owner=True)
 
-    previous = records.read_metrics(run_dir)
-    if previous and previous.get("status") == "completed" and not cfg.get("force", False):
+
+def _train(cfg: DictConfig, run_dir: Path, owner: bool) -> dict:
+    previous = _previous_record(run_dir) if owner else records.read_metrics(run_dir)
+    force = bool(cfg.get("force", False))
+    if previous and previous.get("status") == "completed" and not force:
         log.info("%s already completed (force=true retrains): skipping", run_dir)
         return previous
+    if force and owner:
+        aside = records.move_aside(run_dir, records.RUN_OUTPUTS)
+        if aside:
+            log.info("force=true: moved the previous records and checkpoints to %s; training from scratch", aside)
 
     base: dict[str, Any] = {
         "status": "running",
@@ -190,6 +299,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
     }
     started = time.perf_counter()
     try:
+        check_settings(cfg)
         spec = model_spec(cfg)
         parse_model_spec(spec["attention"], spec["stem"], spec["placement"])
         base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"],
@@ -203,6 +313,13 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict:
         records.write_metrics(run_dir, failed)
         log.error("run failed: %s (%s)", failed["error"], run_dir)
         raise
+    except (KeyboardInterrupt, SystemExit) as exc:
+        reason, code = _interruption(exc)
+        stopped = {**(records.read_metrics(run_dir) or base), "status": "interrupted", "error": reason,
+                   "wall_s": round(time.perf_counter() - started, 2)}
+        records.write_metrics(run_dir, stopped)
+        log.error("run %s: rerun the same command to resume from checkpoints/last.ckpt (%s)", reason, run_dir)
+        raise SystemExit(code) from exc
     finally:
         _finish_wandb()
     return metrics
@@ -240,6 +357,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         label_smoothing=float(cfg.loss.label_smoothing),
         class_weights=class_weights,
         channels_last=fast.channels_last,
+        preprocessing=preprocessing(cfg, spec),
     )
     try:
         module = FERModule(pretrained=pretrained, **module_kwargs)
@@ -256,10 +374,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         module.model.compile()
 
     checkpoint_dir = run_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(
-        dirpath=checkpoint_dir, filename="best", monitor="val/accuracy", mode="max",
-        save_last=True, save_top_k=1, enable_version_counter=False,
-    )
+    checkpoint, last_checkpoint = _checkpoint_callbacks(checkpoint_dir)
     recorder = RunRecorder(run_dir)
     run_name = f"{spec['attention']}-{spec['stem']}-s{cfg.seed}"
     loggers = _loggers(cfg, run_dir, run_name)
@@ -274,13 +389,14 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         plugins=plugins,
         default_root_dir=str(run_dir),
         logger=loggers,
-        callbacks=[checkpoint, recorder],
+        callbacks=[checkpoint, last_checkpoint, recorder],
         num_sanity_val_steps=0,
         enable_model_summary=False,
     )
-    resume_from = _resume_checkpoint(checkpoint_dir)
+    resume_from = _resume_checkpoint(run_dir)
     if resume_from:
-        log.info("resuming from %s", resume_from)
+        done = int(torch.load(resume_from, map_location="cpu", mmap=True, weights_only=True)["epoch"]) + 1
+        log.info("resuming from %s: epochs 1-%d done, continuing at epoch %d", resume_from, done, done + 1)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
 
     splits = ["val", "test"] if dm.has_test else ["val"]
@@ -320,6 +436,8 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "git_commit": provenance.git_commit(),
     }
     records.write_metrics(run_dir, metrics)
+    if not cfg.get("keep_last_checkpoint", True):
+        (checkpoint_dir / "last.ckpt").unlink(missing_ok=True)
     _log_wandb_tables(loggers, classes, best)
     val = best["val"]
     log.info(

@@ -54,9 +54,9 @@ def test_failing_job_does_not_stop_the_sweep_and_the_tables_mark_it(tmp_path):
     done = run_command(["-m", "hydra/launcher=local", "model.attention=none,bogus", *QUIET,
                         "trainer.limit_train_batches=1", f"hydra.sweep.dir={sweep}"])
     assert done.returncode != 0  # Hydra reports the failed job ...
-    suffix = ",trainer.limit_train_batches=1"
-    ok = records.read_metrics(sweep / f"debug=smoke,model.attention=none{suffix}")
-    failed = records.read_metrics(sweep / f"debug=smoke,model.attention=bogus{suffix}")
+    suffix = "_trainer.limit_train_batches-1"
+    ok = records.read_metrics(sweep / f"debug-smoke_model.attention-none{suffix}")
+    failed = records.read_metrics(sweep / f"debug-smoke_model.attention-bogus{suffix}")
     assert ok["status"] == "completed"  # ... but the other job finished
     assert failed["status"] == "failed" and "bogus" in failed["error"] and "valid" in failed["error"].lower()
     tables = collect([sweep], tmp_path / "tables")

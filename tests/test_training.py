@@ -85,14 +85,15 @@ def test_same_seed_same_metrics(compose_cfg, tmp_path):
     assert (tmp_path / "first" / "predictions.csv").read_text() == (tmp_path / "again" / "predictions.csv").read_text()
 
 
-def test_completed_run_is_skipped_unless_forced(baseline_run, monkeypatch):
+def test_completed_run_is_skipped_unless_forced(baseline_run, monkeypatch, tmp_path):
     cfg, run_dir, metrics = baseline_run
     monkeypatch.setattr("fer_ablation.training._fit", lambda *a, **k: pytest.fail("retrained a completed run"))
     assert train(cfg, run_dir) == records.read_metrics(run_dir)
     cfg = cfg.copy()
     cfg.force = True
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))  # a copy: force moves the records aside
     with pytest.raises(pytest.fail.Exception):
-        train(cfg, run_dir)
+        train(cfg, tmp_path)
 
 
 def test_failed_run_records_status_and_reason(compose_cfg, tmp_path):
@@ -148,7 +149,7 @@ def test_used_by_command_runs_a_two_job_sweep(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = sorted(p.name for p in tmp_path.iterdir() if (p / "metrics.json").is_file())
-    assert runs == ["debug=smoke,model.attention=ca,stem=sc", "debug=smoke,model.attention=simam,stem=sc"]
+    assert runs == ["debug-smoke_model.attention-ca_stem-sc", "debug-smoke_model.attention-simam_stem-sc"]
     for name, attention in zip(runs, ["ca", "simam"]):
         m = records.read_metrics(tmp_path / name)
         assert (m["status"], m["attention"], m["stem"]) == ("completed", attention, "sc")

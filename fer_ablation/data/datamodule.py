@@ -246,6 +246,10 @@ class FERDataModule(L.LightningDataModule):
     def test_dataloader(self):
         return self._loader("test", train=False)
 
+    def eval_dataloader(self, split: str):
+        """Any split in evaluation order (no shuffle); batches still go through ``device_transform``."""
+        return self._loader(split, train=False)
+
     # ---------------------------------------------------------------- on-device transform
     def device_transform(self, batch, train: bool):
         """uint8 batch -> (normalised float32 [B, in_chans, S, S], targets, indices); augments when ``train``."""

@@ -207,7 +207,7 @@ def summary(frames: dict, runs: list[Run], ablation: experiments.Ablation, selec
     lines += ["## Statistics", "", STATISTICS_METHOD.format(n_boot=n_boot)]
     lines += ["## Runs not in the statistics", ""]
     left_out = [f"- {status}: {r.describe()}: {r.reason or ''}".rstrip(": ")
-                for status in ("unreadable", "inconsistent", "failed", "running") for r in runs if r.status == status]
+                for status in ("unreadable", "inconsistent", "failed", "interrupted", "running") for r in runs if r.status == status]
     left_out += [f"- not in the experiment file: {r.describe()}: {r.unmatched}"
                  for r in runs if r.status == "completed" and r.configuration is None]
     lines += left_out or ["None."]

@@ -1,7 +1,9 @@
 """Run folders as the report sees them: records read through `fer_ablation.records`, checked, matched
 to a configuration of the ablation file.
 
-A run folder is any folder holding a metrics.json. Bad records never raise here: a half-written or
+A run folder is any folder holding a metrics.json of a training run; the records of
+`python -m fer_ablation.evaluate` (`"kind": "evaluation"`) are not runs and are skipped with a count.
+Bad records never raise here: a half-written or
 malformed metrics.json, a completed run without a readable predictions.csv, etc. come back as a Run
 with status "unreadable" and the reason, and a completed run whose metrics.json is not recomputable
 from its predictions.csv with status "inconsistent".
@@ -10,7 +12,6 @@ from its predictions.csv with status "inconsistent".
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from fer_ablation import experiments, records, stats
 
-STATUSES = ("completed", "failed", "running")
+STATUSES = ("completed", "failed", "running", "interrupted")
 METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 # Re-scoring must reproduce metrics.json; float32 metric code differs from float64 by ~1e-7.
 RESCORE_TOL = 1e-5
@@ -32,7 +33,7 @@ DEFAULT_SEARCH = ("outputs", "multirun")
 class Run:
     """One run folder as read from disk.
 
-    status: completed | failed | running (as metrics.json says), or
+    status: completed | failed | running | interrupted (as metrics.json says), or
             unreadable (records missing, half-written or malformed) |
             inconsistent (metrics.json not recomputable from predictions.csv).
     Only `completed` runs enter the statistics; every other run is reported with its reason.
@@ -104,13 +105,16 @@ class Run:
 
 
 def find_run_dirs(paths=None) -> list[Path]:
-    """Run folders under `paths` (default ./outputs and ./multirun): every folder holding a metrics.json."""
+    """Run folders under `paths` (default ./outputs and ./multirun): every folder holding a metrics.json,
+    except the old records kept in a run's `previous-<time>/`."""
     found: set[Path] = set()
     for p in [Path(p) for p in (paths or DEFAULT_SEARCH)]:
         if (p / records.METRICS).is_file():
             found.add(p)
         elif p.is_dir():
-            found.update(m.parent for m in p.rglob(records.METRICS))
+            # records that force=true or a damaged file moved into <run>/previous-<time>/ are not runs
+            found.update(m.parent for m in p.rglob(records.METRICS)
+                         if not records.is_moved_aside(m.parent.relative_to(p)))
         elif paths:
             print(f"report: {p} does not exist, skipped", file=sys.stderr)
     return sorted(found)
@@ -140,12 +144,14 @@ def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | Non
         run.config = None
     try:
         metrics = records.read_metrics(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, records.RecordError) as e:
         run.reason = f"metrics.json unreadable (half-written?): {e}"
         return run
     if not isinstance(metrics, dict):
         run.reason = "metrics.json is not a JSON object"
         return run
+    if is_evaluation_record(metrics):
+        return None
     run.metrics = metrics
     run.group = metrics.get("group") or config_group(run.config)
     status = metrics.get("status")
@@ -158,7 +164,7 @@ def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | Non
         return run
     run.configuration, run.unmatched = resolve_configuration(metrics, ablation or load_ablation("paper"))
     run.status = status
-    if status == "failed":
+    if status in ("failed", "interrupted"):
         run.reason = str(metrics.get("error") or "no error recorded")
     if status != "completed":
         return run
@@ -185,8 +191,19 @@ def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | Non
     return run
 
 
+def is_evaluation_record(metrics: dict) -> bool:
+    """A metrics.json written by fer_ablation.evaluate (older ones lack `kind` but name the checkpoint)."""
+    return metrics.get("kind") == "evaluation" or "evaluated_checkpoint" in metrics
+
+
 def load_runs(paths=None, ablation: experiments.Ablation | None = None) -> list[Run]:
-    return [r for r in (load_run(p, ablation) for p in find_run_dirs(paths)) if r is not None]
+    """The training runs under `paths`; evaluation records are counted on stderr and left out."""
+    folders = find_run_dirs(paths)
+    runs = [r for r in (load_run(p, ablation) for p in folders) if r is not None]
+    if len(runs) < len(folders):
+        print(f"report: skipped {len(folders) - len(runs)} evaluation record(s) (fer_ablation.evaluate "
+              "output, not training runs)", file=sys.stderr)
+    return runs
 
 
 def config_group(cfg: DictConfig | None) -> str | None:
