@@ -11,24 +11,26 @@ from pathlib import Path
 import pandas as pd
 
 from fer_ablation import experiments
-from fer_ablation.report.grouping import data_groups, group_title, in_group
+from fer_ablation.report.grouping import data_groups, group_notes, group_title, in_group, runs_in_group
 from fer_ablation.report.runs import Run
 from fer_ablation.report.statistics import format_p
 
 STATISTICS_METHOD = """\
-Every metric is computed over the whole validation split (no per-batch averaging) and shown in
-percent as mean ± sample standard deviation (ddof = 1) over the completed seeds; "Seeds" counts
+Every metric is computed over the whole report split (no per-batch averaging; the split named under
+each group's heading, which the checkpoint was not selected on: runs select on val and report on
+test, or FER2013's PrivateTest with data.report_split=private; legacy records reported val, the
+selection split) and shown in percent as mean ± sample standard deviation (ddof = 1) over the completed seeds; "Seeds" counts
 them against the seeds seen in the data group. The accuracy 95 % CI is a Student t-interval over
 the seeds ("t") when there are at least two, else the Wilson score interval of the single run's
-accuracy over the validation samples ("Wilson"). Δ Acc is the accuracy difference to the baseline
+accuracy over the report-split samples ("Wilson"). Δ Acc is the accuracy difference to the baseline
 row on the same data, averaged over seed pairs (paired by seed number; samples matched by
-validation index, targets checked equal). Its 95 % CI and p come from a paired bootstrap over the
-validation samples ({n_boot:,} resamples, RNG seed 0; one resample of the sample indices is applied to
+report-split index, targets checked equal; with --select last, the last epoch's predictions). Its
+95 % CI and p come from a paired bootstrap over the report-split samples ({n_boot:,} resamples, RNG seed 0; one resample of the sample indices is applied to
 every seed pair; percentile CI; two-sided p from inverting the percentile interval). "Sig." is
 "yes" when that bootstrap CI excludes 0 (alpha = 0.05), no correction for the multiple rows.
 McNemar's exact test (two-sided binomial on the discordant samples: b = only the baseline right,
 c = only the model right) is given per seed pair below each data group. Both tests hold the
-trained models fixed: they measure noise from the validation sample, not from retraining, so
+trained models fixed: they measure noise from the report sample, not from retraining, so
 a difference that flips sign between seeds can still be marked significant; compare the seeds.
 """
 
@@ -56,7 +58,8 @@ def _delta_ci(r) -> str:
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The human-readable table (strings) of one data group's rows."""
-    has_test = bool((df["test_n_seeds"] > 0).any())
+    has_second = bool((df["second_n_seeds"] > 0).any())
+    second = ", ".join(sorted({s for s in df["second_split"] if s}))
     has_paper_prf = bool(df[["paper_precision_pct", "paper_recall_pct", "paper_f1_pct"]].notna().any().any())
     out = []
     for _, r in df.iterrows():
@@ -72,8 +75,8 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         d["F1 %"] = _pm(r["f1_pct"], r["f1_std_pct"])
         if has_paper_prf:
             d["Paper P / R / F1"] = " / ".join(_num(r[f"paper_{m}_pct"], ".2f") for m in ("precision", "recall", "f1"))
-        if has_test:
-            d["Test Acc %"] = _pm(r["test_accuracy_pct"], r["test_accuracy_std_pct"])
+        if has_second:
+            d[f"{second} Acc %"] = _pm(r["second_accuracy_pct"], r["second_accuracy_std_pct"])
         if r["is_baseline"]:
             d["Δ Acc (pp)"], d["Δ 95% CI"], d["p (bootstrap)"], d["Sig."] = "baseline", "—", "—", "—"
         else:
@@ -147,9 +150,9 @@ def summary(frames: dict, runs: list[Run], ablation: experiments.Ablation, selec
         f"{select}-epoch metrics; experiment file `experiments/{ablation.name}.yaml`.", "",
     ]
     if select != "best":
-        lines += ["Paired tests use predictions.csv, which holds the best-epoch model's predictions.", ""]
+        lines += ["Paired tests use predictions_last.csv, the last epoch's predictions.", ""]
     for key in data_groups(runs):
-        lines += [f"## {group_title(key)}", ""]
+        lines += [f"## {group_title(key)}", "", *_notes_lines(runs, key)]
         for table in ablation.tables:
             lines += [f"### {table.title}", "", markdown(display_frame(in_group(frames[table.name], key))), ""]
         lines += ["### Paired tests against the baseline", "", _paired_markdown(frames, key), ""]
@@ -165,6 +168,11 @@ def summary(frames: dict, runs: list[Run], ablation: experiments.Ablation, selec
     return "\n".join(lines) + "\n"
 
 
+def _notes_lines(runs: list[Run], key: tuple) -> list[str]:
+    notes = group_notes(runs_in_group(runs, key))
+    return [*notes, ""] if notes else []
+
+
 def write_tables(frames: dict, runs: list[Run], ablation: experiments.Ablation, out_dir: Path | str, select: str,
                  run_count: int, figures: list | None = None, n_boot: int = 10_000) -> list[Path]:
     """Write <table>.{md,csv,tex} for every table of the ablation file and summary.md into out_dir."""
@@ -174,13 +182,15 @@ def write_tables(frames: dict, runs: list[Run], ablation: experiments.Ablation, 
     written = []
     for table in ablation.tables:
         df = frames[table.name]
-        md = [f"# {table.title}", "", f"Ours: mean ± std over seeds, {select}-epoch validation metrics, percent. "
+        md = [f"# {table.title}", "", f"Ours: mean ± std over seeds, {select}-epoch metrics on the report split "
+              "named under each group (never the split the checkpoint was selected on), percent. "
               "Paper: as published (one run). Statistics: see summary.md.", ""]
         tex = [f"% {table.title} -- generated by python -m fer_ablation.collect; do not edit. Needs booktabs, graphicx."]
         for key in keys:
             shown = display_frame(in_group(df, key))
-            md += [f"## {group_title(key)}", "", markdown(shown), ""]
-            tex.append(latex(shown, f"{table.title} -- {group_title(key)}"))
+            notes = _notes_lines(runs, key)
+            md += [f"## {group_title(key)}", "", *notes, markdown(shown), ""]
+            tex.append(latex(shown, " ".join([f"{table.title} -- {group_title(key)}.", *notes]).strip()))
         (out_dir / f"{table.name}.md").write_text("\n".join(md))
         (out_dir / f"{table.name}.tex").write_text("\n\n".join(tex) + "\n")
         df.to_csv(out_dir / f"{table.name}.csv", index=False)
