@@ -235,6 +235,9 @@ def hold_out(splits: dict[str, Samples], sources: dict[str, str], split: str, fr
     train = splits["train"]
     share = fraction if of_total is None else min(fraction * of_total / max(len(train), 1), 0.999)
     kept, held = stratified_split(train.targets, share, seed, stream)
+    if not held:
+        raise DataError(f"{split} split: a {fraction:g} hold-out from {where} ({len(train)} images) is empty (a "
+                        f"class gives an image only when it has at least two); add images or a {split}/ folder")
     splits[split], splits["train"] = train.subset(held), train.subset(kept)
     sources[split] = f"stratified hold-out of {where} ({fraction:g}{' of all images' if of_total else ''}, split_seed {seed})"
 
@@ -275,6 +278,10 @@ def imagefolder_samples(root, *, val_fraction: float = 0.2, test_fraction: float
                         f"train/ folder; accepted layouts:\n{layouts}")
     else:
         samples, skipped = class_folder_samples(root, ignore_unknown=ignore_unknown, notes=notes)
+        if not len(samples):
+            notes.warn(root)
+            raise missing_root_error(root, name, layouts, "holds no images in class folders "
+                                     f"(accepted class names: {accepted_names()})")
         if not test_fraction:
             raise no_report_split_error(name, root, "the unsplit layout needs test_fraction > 0")
         splits = {"train": samples}
