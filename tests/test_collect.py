@@ -433,3 +433,18 @@ def test_legacy_records_are_read_but_never_mixed_with_new_runs(tmp_path):
     assert sc_old["paired_samples"] == N_VAL and sc_old["report_split"] == "val" and sc_new["report_split"] == "test"
     md = (tmp_path / "tables" / "table1.md").read_text()
     assert md.count("## synthetic-48px") == 2 and "[legacy run records: val was both" in md
+
+
+def test_tables_name_the_report_split_and_the_duplicates_dropped(tmp_path):
+    for c in ("baseline", "ca"):
+        path = write_run(tmp_path, c, 0)
+        metrics = json.loads((path / "metrics.json").read_text())
+        metrics["duplicates"]["test"] = {"of_train": 2, "of_val": 1, "different_label": 1, "dropped": 3, "examples": []}
+        metrics["duplicates"]["train"] = {"within": 5}
+        (path / "metrics.json").write_text(json.dumps(metrics))
+    tables.collect([tmp_path], tmp_path / "tables", n_boot=100)
+    for name in ("table1.md", "summary.md", "table1.tex"):
+        text = (tmp_path / "tables" / name).read_text()
+        assert "Report split: test" in text and "checkpoint selected on val" in text, name
+        assert "3 (1 with a different label), 3 dropped of the test images are identical to training or val" in text
+        assert "Duplicates inside train: 5 repeated images" in text

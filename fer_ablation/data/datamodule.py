@@ -26,7 +26,8 @@ splits that nothing is selected on; ``report_split`` (``test`` or ``private``) i
 
 Duplicate guard: every image's pixels are hashed as decoded, before resizing
 (:func:`~fer_ablation.data.decode.pixel_hash`, cached with the split). An evaluation image identical to a
-training image is dropped from its split when ``dedup: drop`` (kept when ``keep``), counted in
+training image (for a report split: or to a val image) is dropped from its split when ``dedup: drop`` (kept
+when ``keep``), counted in
 :attr:`FERDataModule.duplicates` (with how many carry a label no training copy has) and named in the log;
 repeats inside train are counted only.
 
@@ -184,7 +185,8 @@ class FERDataModule(L.LightningDataModule):
     @property
     def duplicates(self) -> dict:
         """The duplicate guard's counts: ``policy`` and, per prepared split, train: ``within`` (images repeating
-        an earlier training image); evaluation splits: ``of_train``, ``different_label``, ``dropped``, ``examples``."""
+        an earlier training image); evaluation splits: ``of_train`` (and for report splits ``of_val``, identical
+        to a selection image), ``different_label`` (a label no copy has), ``dropped``, ``examples``."""
         return {"policy": self.cfg["dedup"], **{s: self._duplicates[s] for s in SPLITS if s in self._duplicates}}
 
     @property
@@ -225,33 +227,37 @@ class FERDataModule(L.LightningDataModule):
         return decoded
 
     def _guard_duplicates(self, split: str, decoded: DecodedSplit) -> DecodedSplit:
-        """Count (and with dedup=drop remove) the images of an evaluation split identical to a training image."""
-        train = self._prepare("train")
-        first_copy: dict[str, int] = {}
+        """Count (and with dedup=drop remove) the images of an evaluation split identical to an image of train
+        or, for a report split, of the selection split val (``of_train``, ``of_val``)."""
+        references = ["train"] + (["val"] if split != "val" else [])
+        first_copy: dict[str, tuple[str, str]] = {}  # hash -> (reference split, its first path)
         labels: dict[str, set] = {}
-        for i, (digest, target) in enumerate(zip(train.hashes, train.samples.targets)):
-            first_copy.setdefault(digest, i)
-            labels.setdefault(digest, set()).add(target)
+        for ref in references:
+            prepared = self._prepare(ref)
+            for digest, path, target in zip(prepared.hashes, prepared.samples.paths, prepared.samples.targets):
+                first_copy.setdefault(digest, (ref, path))
+                labels.setdefault(digest, set()).add(target)
         copies = [i for i, digest in enumerate(decoded.hashes) if digest in first_copy]
         relabelled = sum(decoded.samples.targets[i] not in labels[decoded.hashes[i]] for i in copies)
         drop = self.cfg["dedup"] == "drop"
-        examples = [f"{display_path(decoded.samples.paths[i])} = "
-                    f"{display_path(train.samples.paths[first_copy[decoded.hashes[i]]])}"
+        examples = [f"{display_path(decoded.samples.paths[i])} = {display_path(first_copy[decoded.hashes[i]][1])}"
                     for i in copies[:DUPLICATE_EXAMPLES]]
-        self._duplicates[split] = {"of_train": len(copies), "different_label": int(relabelled),
+        counts = {f"of_{ref}": sum(first_copy[decoded.hashes[i]][0] == ref for i in copies) for ref in references}
+        self._duplicates[split] = {**counts, "different_label": int(relabelled),
                                    "dropped": len(copies) if drop else 0, "examples": examples}
         if copies:
-            log.warning("%s %s: %d of %d image(s) identical to a training image (%d with a different label), %s "
+            log.warning("%s %s: %d of %d image(s) identical to a %s image (%d with a different label), %s "
                         "(data.dedup=%s): %s%s", self.cfg["name"], split, len(copies), len(decoded.samples),
-                        relabelled, "dropped from evaluation" if drop else "kept", self.cfg["dedup"],
-                        "; ".join(examples), "; ..." if len(copies) > len(examples) else "")
+                        " or ".join(references), relabelled, "dropped from evaluation" if drop else "kept",
+                        self.cfg["dedup"], "; ".join(examples), "; ..." if len(copies) > len(examples) else "")
         if not drop or not copies:
             return decoded
         dropped = set(copies)
         kept = decoded.subset(i for i in range(len(decoded.samples)) if i not in dropped)
         if not len(kept.samples):
             raise DataError(f"{self.cfg['name']} {split} split at {self._root}: all {len(copies)} images are "
-                            "copies of training images; nothing is left to evaluate (data.dedup=keep keeps them)")
+                            f"copies of {' or '.join(references)} images; nothing is left to evaluate "
+                            "(data.dedup=keep keeps them)")
         return kept
 
     def _check_split(self, split: str, n_listed: int, decoded: DecodedSplit) -> None:

@@ -115,12 +115,14 @@ def group_notes(runs: list[Run]) -> list[str]:
     dups = {}
     for run in done:
         for split, d in (run.metrics.get("duplicates") or {}).items():
-            if isinstance(d, dict) and d.get("of_train"):
-                dups.setdefault(split, set()).add((d["of_train"], d.get("different_label", 0), d.get("dropped", 0)))
+            n = (d.get("of_train") or 0) + (d.get("of_val") or 0) if isinstance(d, dict) else 0
+            if n:
+                dups.setdefault(split, set()).add((n, d.get("different_label", 0), d.get("dropped", 0)))
     for split, counts in sorted(dups.items()):
         text = " or ".join(f"{n} ({relabelled} with a different label), {dropped} dropped"
                            for n, relabelled, dropped in sorted(counts))
-        notes.append(f"Duplicates: {text} of the {split} images are identical to training images.")
+        against = "training images" if split == "val" else "training or val images"
+        notes.append(f"Duplicates: {text} of the {split} images are identical to {against}.")
     within = sorted({(r.metrics.get("duplicates") or {}).get("train", {}).get("within", 0) for r in done} - {0})
     if within:
         notes.append(f"Duplicates inside train: {' or '.join(map(str, within))} repeated images (counted only).")
