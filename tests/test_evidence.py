@@ -128,8 +128,8 @@ def test_run_on_fer2013_layout_selects_on_val_reports_test_without_duplicates(tm
     assert run.report_split == "test" and len(run.split_predictions("test", "last")) == 7 * N_PUBLIC
 
 
-def _fingerprint(*overrides):
-    cfg = compose(["debug=smoke", *overrides])
+def _fingerprint(*overrides, smoke=True):
+    cfg = compose([*(["debug=smoke"] if smoke else []), *overrides])
     data = resolve_data_config(cfg.data)
     return run_fingerprint(cfg, data, data["root"], ["a", "b"], "32-true", cfg.model.pretrained)
 
@@ -151,3 +151,13 @@ def test_fingerprint_changes_with_the_recipe_not_with_arm_or_seed():
 def test_paper_experiment_fails_instead_of_training_from_scratch():
     cfg = compose(["experiment=paper"])
     assert cfg.model.pretrained == "imagenet" and cfg.model.pretrained_fallback is False
+
+
+def test_fingerprint_names_the_resolved_data_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "faces").mkdir()
+    relative = _fingerprint("data=imagefolder", "data.root=faces", smoke=False)
+    absolute = _fingerprint("data=imagefolder", f"data.root={tmp_path / 'faces'}", smoke=False)
+    other = _fingerprint("data=imagefolder", f"data.root={tmp_path / 'other'}", smoke=False)
+    assert relative == absolute and relative["fields"]["data"]["root"] == str(tmp_path / "faces")
+    assert other["hash"] != relative["hash"] and "probe" not in relative["fields"]["data"]
