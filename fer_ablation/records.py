@@ -27,6 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
+PREDICTIONS_LAST = "predictions_last.csv"  # the last epoch's predictions (predictions.csv: the best epoch's)
+PREDICTION_FILES = {"best": PREDICTIONS, "last": PREDICTIONS_LAST}
 HISTORY = "history.csv"
 
 class RecordError(ValueError):
@@ -132,8 +134,10 @@ def write_predictions(
     run_dir: Path | str,
     classes: Sequence[str],
     rows: Iterable[Mapping[str, Any]],
+    select: str = "best",
 ) -> Path:
-    """rows: dicts with split, index, path, target, pred and `probs` (a sequence per class)."""
+    """rows: dicts with split, index, path, target, pred and `probs` (a sequence per class); `select`: whose
+    predictions, the best epoch's (predictions.csv) or the last epoch's (predictions_last.csv)."""
     columns = ["split", "index", "path", "target", "pred", *[f"prob_{c}" for c in classes]]
 
     def flatten(row: Mapping[str, Any]) -> dict:
@@ -142,7 +146,7 @@ def write_predictions(
             flat[f"prob_{name}"] = f"{float(p):.6g}"
         return flat
 
-    path = Path(run_dir) / PREDICTIONS
+    path = Path(run_dir) / PREDICTION_FILES[select]
     write_atomic(path, _csv_text(columns, (flatten(r) for r in rows)))
     return path
 
@@ -165,27 +169,29 @@ HYDRA_OVERRIDES = Path(".hydra") / "overrides.yaml"
 PREDICTION_COLUMNS = ("split", "index", "target", "pred")
 
 
-def read_predictions_frame(run_dir: Path | str) -> pd.DataFrame:
-    """predictions.csv as a DataFrame with integer index/target/pred and one row per (split, index).
+def read_predictions_frame(run_dir: Path | str, select: str = "best") -> pd.DataFrame:
+    """predictions.csv (select="best") or predictions_last.csv (select="last") as a DataFrame with integer
+    index/target/pred and one row per (split, index).
 
     Raises FileNotFoundError when the file is absent and RecordError when it is malformed.
     """
-    path = Path(run_dir) / PREDICTIONS
+    name = PREDICTION_FILES[select]
+    path = Path(run_dir) / name
     if not path.is_file():
-        raise FileNotFoundError(f"no {PREDICTIONS}")
+        raise FileNotFoundError(f"no {name}")
     try:
         frame = pd.read_csv(path)
     except Exception as e:  # pandas raises several parser error types
-        raise RecordError(f"{PREDICTIONS} unreadable: {e}") from e
+        raise RecordError(f"{name} unreadable: {e}") from e
     missing = sorted(set(PREDICTION_COLUMNS) - set(frame.columns))
     if missing:
-        raise RecordError(f"{PREDICTIONS} lacks columns {missing}")
+        raise RecordError(f"{name} lacks columns {missing}")
     try:
         frame = frame.astype({"split": str, "index": "int64", "target": "int64", "pred": "int64"})
     except (ValueError, TypeError) as e:
-        raise RecordError(f"{PREDICTIONS} has non-integer index/target/pred: {e}") from e
+        raise RecordError(f"{name} has non-integer index/target/pred: {e}") from e
     if frame.duplicated(["split", "index"]).any():
-        raise RecordError(f"{PREDICTIONS} repeats a (split, index) pair")
+        raise RecordError(f"{name} repeats a (split, index) pair")
     return frame
 
 

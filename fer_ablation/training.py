@@ -11,6 +11,7 @@ from what is intact. One process at a time may write a run folder (`records.run_
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from fer_ablation import fast_path, provenance, quiet, records
+from fer_ablation.fingerprint import run_fingerprint
 from fer_ablation.data import build_datamodule
 from fer_ablation.lit_module import Evaluation, FERModule
 from fer_ablation.models import count_macs, count_parameters, parse_model_spec
@@ -399,7 +401,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         log.info("resuming from %s: epochs 1-%d done, continuing at epoch %d", resume_from, done, done + 1)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
 
-    splits = ["val", "test"] if dm.has_test else ["val"]
+    splits = dm.eval_splits
     last = evaluate_splits(trainer, module, dm, splits)
     last_epoch = trainer.current_epoch
     best_path = checkpoint.best_model_path or str(checkpoint_dir / "best.ckpt")
@@ -410,7 +412,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
 
     best = {"epoch": best_epoch, **{s: e.metrics for s, e in best_evaluations.items()}}
     last_record = {"epoch": last_epoch, **{s: e.metrics for s, e in last.items()}}
-    write_predictions(run_dir, dm, classes, best_evaluations)
+    write_predictions(run_dir, dm, classes, best_evaluations, last=last)
 
     image_size = int(cfg.data.image_size)
     metrics = {
@@ -419,6 +421,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "classes": classes,
         "num_classes": len(classes),
         "pretrained": pretrained_note,
+        **evidence_record(cfg, dm, classes, str(trainer.precision), pretrained_note),
         "best": best,
         "last": last_record,
         "epochs_completed": last_epoch,
@@ -439,33 +442,55 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     if not cfg.get("keep_last_checkpoint", True):
         (checkpoint_dir / "last.ckpt").unlink(missing_ok=True)
     _log_wandb_tables(loggers, classes, best)
-    val = best["val"]
+    report = best[dm.report_split]
     log.info(
-        "%s | best epoch %d/%d | val acc %.2f%% | macro F1 %.2f%% | %.0f img/s | %.0f s | %s",
-        run_name, best_epoch, last_epoch, 100 * val["accuracy"], 100 * val["f1_macro"],
+        "%s | best epoch %d/%d (selected on val) | %s acc %.2f%% | macro F1 %.2f%% | %.0f img/s | %.0f s | %s",
+        run_name, best_epoch, last_epoch, dm.report_split, 100 * report["accuracy"], 100 * report["f1_macro"],
         metrics["train_images_per_s"], metrics["wall_s"], run_dir,
     )
     return metrics
 
 
+def evidence_record(cfg: DictConfig, dm, classes: list[str], precision: str, pretrained) -> dict:
+    """metrics.json's split roles, report split, duplicate counts and the run's fingerprint."""
+    return {
+        "splits": dm.split_roles(),
+        "report_split": dm.report_split,
+        "duplicates": dm.duplicates,
+        "fingerprint": run_fingerprint(cfg, dm.cfg, dm.describe()["root"], classes, precision, pretrained),
+    }
+
+
 def evaluate_splits(trainer: L.Trainer, module: FERModule, dm, splits, ckpt_path=None) -> dict[str, Evaluation]:
-    """Score `module` (or the weights at `ckpt_path`) on `splits` of `dm`: val always, test when listed."""
+    """Score `module` (or the weights at `ckpt_path`) on `splits` of `dm`: val through `validate`, each report
+    split (test, private) through `test`, served by the data module's `test_split`."""
+    evaluations = {}
     module.evaluations.clear()
     trainer.validate(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
-    if "test" in splits:
+    evaluations["val"] = module.evaluations["val"]
+    for split in [s for s in splits if s != "val"]:
+        dm.test_split = split
+        module.evaluations.clear()
         trainer.test(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
-    return dict(module.evaluations)
+        evaluations[split] = dataclasses.replace(module.evaluations["test"], split=split)
+    dm.test_split = "test"
+    return evaluations
 
 
-def write_predictions(run_dir: Path, dm, classes: list[str], evaluations: dict[str, Evaluation]) -> None:
-    """predictions.csv of `evaluations`, with each sample's file path from the data module."""
-    rows = []
-    for split, ev in evaluations.items():
-        paths = dm.split_paths(split)
-        for i, target, probs in zip(ev.indices.tolist(), ev.targets.tolist(), ev.probs):
-            rows.append({
-                "split": split, "index": i, "path": paths[i] if paths else None,
-                "target": target, "pred": int(probs.argmax()), "probs": probs.tolist(),
-            })
-    records.write_predictions(run_dir, classes, rows)
+def write_predictions(run_dir: Path, dm, classes: list[str], evaluations: dict[str, Evaluation],
+                      last: dict[str, Evaluation] | None = None) -> None:
+    """predictions.csv of `evaluations` (the best epoch's), and predictions_last.csv of `last` when given,
+    with each sample's file path from the data module."""
+    for select, evals in (("best", evaluations), ("last", last)):
+        if evals is None:
+            continue
+        rows = []
+        for split, ev in evals.items():
+            paths = dm.split_paths(split)
+            for i, target, probs in zip(ev.indices.tolist(), ev.targets.tolist(), ev.probs):
+                rows.append({
+                    "split": split, "index": i, "path": paths[i] if paths else None,
+                    "target": target, "pred": int(probs.argmax()), "probs": probs.tolist(),
+                })
+        records.write_predictions(run_dir, classes, rows, select=select)
 

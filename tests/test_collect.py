@@ -16,12 +16,14 @@ import yaml
 from omegaconf import OmegaConf
 
 from fer_ablation import experiments, stats
+from fer_ablation.fingerprint import fingerprint_hash
 from fer_ablation.report import cli, render, tables
 from fer_ablation.report.runs import config_group, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 N_VAL = 40
+N_TEST = 40
 PAPER = experiments.load("paper")
 # Accuracy level each configuration's fabricated predictions are drawn around.
 LEVEL = {"baseline": 0.55, "full": 0.9}
@@ -65,10 +67,15 @@ def _predictions(rng, n, level, split, exact=False):
 
 
 def write_run(root, configuration, seed, *, data="synthetic", image_size=48, status="completed", error=None,
-              n_val=N_VAL, n_test=0, epochs=4, level=None, name_configuration=True, placement=None, exact=False):
-    """A run folder as training writes it (contract: metrics.json, predictions.csv, history.csv, .hydra/)."""
+              n_val=N_VAL, n_test=None, n_private=0, epochs=4, level=None, name_configuration=True, placement=None,
+              legacy=False, recipe=None, folder=None, exact=False):
+    """A run folder as training writes it (contract: metrics.json, predictions.csv, predictions_last.csv,
+    history.csv, .hydra/). `legacy`: records as written before split roles (val selected and reported, no
+    fingerprint, no last-epoch predictions; no test split unless n_test). `recipe`: fingerprint fields that
+    differ from the default recipe. `exact`: each split right on exactly round(level n) samples."""
     conf = PAPER.configurations[configuration]
-    path = root / f"{data}-{image_size}px" / f"{configuration}_seed{seed}"
+    n_test = (0 if legacy else N_TEST) if n_test is None else n_test
+    path = root / (folder or f"{data}-{image_size}px") / f"{configuration}_seed{seed}"
     (path / ".hydra").mkdir(parents=True)
     overrides = [f"configuration={configuration}", f"seed={seed}", f"data={data}", f"data.image_size={image_size}"]
     (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -85,20 +92,32 @@ def write_run(root, configuration, seed, *, data="synthetic", image_size=48, sta
         "wall_s": 12.0, "epochs_completed": epochs, "max_epochs": epochs, "device": "cpu",
         "versions": {}, "git_commit": None, "skipped_files": 0,
     }
+    sizes = {"val": n_val, "test": n_test, "private": n_private}
+    if not legacy:
+        fields = {"data": {"name": data, "split_seed": 0}, "image_size": image_size, "max_epochs": epochs,
+                  "optimizer": {"lr": 0.001}, "pretrained": None, **(recipe or {})}
+        metrics.update(
+            splits={"train": {"role": "train", "source": "train/ folder", "n": 200},
+                    **{s: {"role": "select" if s == "val" else "report", "source": f"{s}/ folder", "n": n}
+                       for s, n in sizes.items() if n}},
+            report_split="test", fingerprint={"hash": fingerprint_hash(fields), "fields": fields},
+            duplicates={"policy": "drop", "train": {"within": 0},
+                        **{s: {"of_train": 0, "different_label": 0, "dropped": 0, "examples": []} for s in sizes}})
     if status == "completed":
         rng = np.random.default_rng(zlib.crc32(f"{data}-{image_size}-{configuration}-{seed}".encode()))
         level = level if level is not None else LEVEL.get(configuration, 0.7)
-        frames = [_predictions(rng, n_val, level, "val", exact)]
-        if n_test:
-            frames.append(_predictions(rng, n_test, level, "test"))
-        pred = pd.concat(frames, ignore_index=True)
-        pred.to_csv(path / "predictions.csv", index=False)
-        best = {}
-        for split, rows in pred.groupby("split"):
-            best[split] = {**reference_scores(rows["target"], rows["pred"]), "loss": 0.9, "per_class_f1": {}}
-        metrics["best"] = {"epoch": epochs - 1, **best}
-        metrics["last"] = {"epoch": epochs, **{s: {**v, "accuracy": v["accuracy"] - 0.025} for s, v in best.items()}}
-        acc = best["val"]["accuracy"]
+        for select, shift in (("best", 0.0), ("last", -0.05)):
+            if legacy and select == "last":
+                metrics["last"] = {"epoch": epochs, **{s: {**v, "accuracy": v["accuracy"] - 0.025}
+                                                       for s, v in metrics["best"].items() if s != "epoch"}}
+                continue
+            pred = pd.concat([_predictions(rng, n, level + shift, s, exact) for s, n in sizes.items() if n],
+                             ignore_index=True)
+            pred.to_csv(path / ("predictions.csv" if select == "best" else "predictions_last.csv"), index=False)
+            scores = {split: {**reference_scores(rows["target"], rows["pred"]), "loss": 0.9, "per_class_f1": {}}
+                      for split, rows in pred.groupby("split")}
+            metrics[select] = {"epoch": epochs - 1 if select == "best" else epochs, **scores}
+        acc = metrics["best"]["val"]["accuracy"]
         pd.DataFrame({
             "epoch": np.arange(epochs), "train_loss": np.linspace(2.0, 0.8, epochs),
             "train_accuracy": np.linspace(0.2, acc, epochs), "val_loss": np.linspace(1.9, 0.9, epochs),
@@ -137,7 +156,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
                 assert got[f"paper_{key}_pct"] == value
             # mean and std over seeds recomputed from the predictions, independently
             accs = [reference_scores(*pd.read_csv(runs[(row.configuration, s)] / "predictions.csv")
-                                     .query("split == 'val'")[["target", "pred"]].T.values)["accuracy"] for s in range(3)]
+                                     .query("split == 'test'")[["target", "pred"]].T.values)["accuracy"] for s in range(3)]
             assert got["accuracy_pct"] == pytest.approx(100 * np.mean(accs))
             assert got["accuracy_std_pct"] == pytest.approx(100 * np.std(accs, ddof=1))
             assert got["accuracy_ci_method"] == "t"
@@ -146,7 +165,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
             else:
                 base = _row(df, "baseline")
                 assert got["delta_accuracy_pp"] == pytest.approx(got["accuracy_pct"] - base["accuracy_pct"])
-                assert got["paired_seeds"] == 3 and got["paired_samples"] == N_VAL
+                assert got["paired_seeds"] == 3 and got["paired_samples"] == N_TEST
                 assert got["mcnemar"].count("seed") == 3
     full = _row(frames["table3"], "full")
     assert full["bootstrap_ci_low_pp"] > 0 and full["p_bootstrap"] < 0.05  # 0.9 vs 0.55 on 3 x 40 samples ...
@@ -160,6 +179,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
             assert (tmp_path / "tables" / f"{name}.{suffix}").stat().st_size > 0
     md = (tmp_path / "tables" / "table1.md").read_text()
     assert ["ResNet50+SC+CA", "3/3"] in _md_rows(md, 2) and "75.40" in md and "73.81" in md
+    assert "Report split: test (test/ folder; n = 40); checkpoint selected on val (val/ folder)." in md
     tex = (tmp_path / "tables" / "table2.tex").read_text()
     assert r"\begin{tabular}" in tex and "BAM\\_ResNet50" in tex
     summary = (tmp_path / "tables" / "summary.md").read_text()
@@ -234,34 +254,46 @@ def test_configuration_from_model_and_placement_overrides(tmp_path):
     assert "not in the experiment file" in (tmp_path / "tables" / "summary.md").read_text()
 
 
-def test_two_data_sets_kept_apart_with_test_split(tmp_path):
+def test_two_data_sets_kept_apart_with_a_second_report_split(tmp_path):
+    paths = {}
     for c in ("baseline", "full"):
         for s in (0, 1):
-            write_run(tmp_path, c, s, data="synthetic")
-            write_run(tmp_path, c, s, data="fer2013", image_size=64, n_test=30, level=0.3 if c == "full" else None)
+            paths[c, s] = write_run(tmp_path, c, s, data="synthetic")
+            write_run(tmp_path, c, s, data="fer2013", image_size=64, n_test=30, n_private=20,
+                      level=0.3 if c == "full" else None)
     frames = tables.collect([tmp_path], tmp_path / "tables", select="best")
     t3 = frames["table3"]
     assert len(t3) == 10 and set(t3["data"]) == {"synthetic", "fer2013"}
     synth, fer = _row(t3, "full", "synthetic"), _row(t3, "full", "fer2013")
     assert synth["seeds"] == fer["seeds"] == "2/2"
     assert fer["accuracy_pct"] < 50 < synth["accuracy_pct"]  # never averaged together
-    assert fer["test_n_seeds"] == 2 and synth["test_n_seeds"] == 0 and not np.isnan(fer["test_accuracy_pct"])
+    assert fer["second_n_seeds"] == 2 and synth["second_n_seeds"] == 0 and fer["second_split"] == "private"
     md = (tmp_path / "tables" / "table3.md").read_text()
     assert md.count("## ") == 2 and "## fer2013-64px (fer2013, 64x64 px)" in md
     fer_section = md.split("## fer2013-64px")[1].split("## ")[0]
-    assert "Test Acc %" in fer_section and "Test Acc %" not in md.split("## synthetic-48px")[1]
+    assert "private Acc %" in fer_section and "private Acc %" not in md.split("## synthetic-48px")[1]
+    # --select last: the last epoch's metrics and its own predictions (predictions_last.csv) for the paired test
     last = tables.collect([tmp_path], tmp_path / "last", select="last")
-    assert _row(last["table3"], "full")["accuracy_pct"] == pytest.approx(synth["accuracy_pct"] - 2.5)
+    last_accs = [reference_scores(*pd.read_csv(paths["full", s] / "predictions_last.csv")
+                                  .query("split == 'test'")[["target", "pred"]].T.values)["accuracy"] for s in (0, 1)]
+    got = _row(last["table3"], "full")
+    assert got["accuracy_pct"] == pytest.approx(100 * np.mean(last_accs))
+    base_accs = [reference_scores(*pd.read_csv(paths["baseline", s] / "predictions_last.csv")
+                                  .query("split == 'test'")[["target", "pred"]].T.values)["accuracy"] for s in (0, 1)]
+    assert got["delta_accuracy_pp"] == pytest.approx(100 * (np.mean(last_accs) - np.mean(base_accs)))
+    assert "predictions_last.csv" in (tmp_path / "last" / "summary.md").read_text()
 
 
 def test_mismatched_targets_are_not_paired(tmp_path):
     write_run(tmp_path, "baseline", 0)
     other = write_run(tmp_path, "sc", 0)
     pred = pd.read_csv(other / "predictions.csv")
-    pred.loc[0, "target"], pred.loc[0, "pred"] = 3, 3
+    first_test = pred.index[pred["split"] == "test"][0]
+    pred.loc[first_test, "target"], pred.loc[first_test, "pred"] = 3, 3
     pred.to_csv(other / "predictions.csv", index=False)
     metrics = json.loads((other / "metrics.json").read_text())
-    metrics["best"]["val"].update(reference_scores(pred["target"], pred["pred"]))
+    test = pred[pred["split"] == "test"]
+    metrics["best"]["test"].update(reference_scores(test["target"], test["pred"]))
     (other / "metrics.json").write_text(json.dumps(metrics))
     row = _row(tables.collect([tmp_path], tmp_path / "tables")["table1"], "sc")
     assert row["seeds"] == "1/1" and "targets differ" in row["notes"] and np.isnan(row["p_bootstrap"])
@@ -269,9 +301,8 @@ def test_mismatched_targets_are_not_paired(tmp_path):
 
 def test_cli_defaults_and_empty_outputs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["--out", "tables"]) == 0  # nothing under ./outputs or ./multirun yet
-    empty = pd.read_csv(tmp_path / "tables" / "table2.csv")
-    assert len(empty) == 6 and (empty["notes"] == "no runs").all()
+    assert cli.main(["--out", "tables"]) == 2  # nothing under ./outputs or ./multirun yet
+    assert "no run folder" in capsys.readouterr().err and not (tmp_path / "tables").exists()
     write_run(tmp_path / "outputs", "baseline", 0)
     write_run(tmp_path / "multirun", "sc", 0)
     assert cli.main(["--out", "tables", "--n-boot", "500"]) == 0
@@ -375,9 +406,9 @@ SHIFT = {  # configuration -> its accuracy minus the baseline's, per seed (200 s
 def write_verdict_sweep(root, seeds=(0, 1, 2)):
     """Runs with exact per-seed accuracies: the baseline and the configurations of SHIFT."""
     for s in seeds:
-        write_run(root, "baseline", s, n_val=200, level=BASE[s], exact=True)
+        write_run(root, "baseline", s, n_val=200, n_test=200, level=BASE[s], exact=True)
         for c, shift in SHIFT.items():
-            write_run(root, c, s, n_val=200, level=BASE[s] + shift[s], exact=True)
+            write_run(root, c, s, n_val=200, n_test=200, level=BASE[s] + shift[s], exact=True)
 
 
 def test_seed_level_verdict_with_holm_over_the_group(tmp_path):
@@ -454,12 +485,78 @@ def test_a_zero_init_run_never_counts_as_the_baseline(tmp_path):
 
 def test_identical_seed_differences_are_flagged(tmp_path):
     for s in (0, 1, 2):
-        write_run(tmp_path, "baseline", s, n_val=200, level=BASE[s], exact=True)
-        write_run(tmp_path, "ca", s, n_val=200, level=BASE[s] + 0.1, exact=True)
-        write_run(tmp_path, "sc", s, n_val=200, level=BASE[s], exact=True)
+        write_run(tmp_path, "baseline", s, n_val=200, n_test=200, level=BASE[s], exact=True)
+        write_run(tmp_path, "ca", s, n_val=200, n_test=200, level=BASE[s] + 0.1, exact=True)
+        write_run(tmp_path, "sc", s, n_val=200, n_test=200, level=BASE[s], exact=True)
     frames = tables.collect([tmp_path], tmp_path / "tables", n_boot=100)
     row = _row(frames["table1"], "ca")
     assert row["delta_accuracy_pp"] == pytest.approx(10) and "no seed-to-seed spread" in row["notes"]
     same = _row(frames["table1"], "sc")  # every seed exactly as good as the baseline: no test, no Sig.
     assert np.isnan(same["p_seeds"]) and same["significant"] is None and "no t-test" in same["notes"]
     assert same["paired_seeds"] == 3 and _row(frames["table1"], "ca")["holm_m"] == 1
+
+
+def test_missing_or_empty_run_path_exits_nonzero_and_keeps_tables(tmp_path, capsys):
+    write_run(tmp_path / "runs", "baseline", 0)
+    assert cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "t"), "--n-boot", "50"]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "t").iterdir()}
+    (tmp_path / "empty").mkdir()
+    for path in (tmp_path / "no" / "such" / "path", tmp_path / "empty"):
+        assert cli.main([str(path), "--out", str(tmp_path / "t")]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and "nothing written" in err
+        assert {p.name: p.read_bytes() for p in (tmp_path / "t").iterdir()} == before
+    result = subprocess.run([sys.executable, "-m", "fer_ablation.collect", "/no/such/path", "--out",
+                             str(tmp_path / "fresh")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "/no/such/path" in result.stderr and not (tmp_path / "fresh").exists()
+
+
+def test_runs_with_different_fingerprints_are_never_pooled_or_paired(tmp_path):
+    """The baseline at 1 epoch and the full model at 3 epochs with another lr under one group label: two
+    groups named by what differs, no paired test across them."""
+    for s in (0, 1):
+        write_run(tmp_path, "baseline", s, epochs=1, recipe={"max_epochs": 1})
+        write_run(tmp_path, "full", s, epochs=3, recipe={"max_epochs": 3, "optimizer": {"lr": 0.01}})
+    frames = tables.collect([tmp_path], tmp_path / "tables", n_boot=200)
+    t3 = frames["table3"]
+    assert t3["fingerprint"].nunique() == 2
+    full = t3[(t3["configuration"] == "full") & (t3["n_completed"] == 2)]
+    assert len(full) == 1 and np.isnan(full["delta_accuracy_pp"].item()) and full["paired_seeds"].item() == 0
+    assert "no completed baseline run" in full["notes"].item()
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert "[max_epochs=3, optimizer.lr=0.01]" in md and "[max_epochs=1, optimizer.lr=0.001]" in md
+    same = write_run(tmp_path / "same", "baseline", 0, recipe={"max_epochs": 1}, epochs=1)
+    assert load_run(same).fingerprint == load_run(tmp_path / "synthetic-48px" / "baseline_seed0").fingerprint
+
+
+def test_legacy_records_are_read_but_never_mixed_with_new_runs(tmp_path):
+    for c in ("baseline", "sc"):
+        write_run(tmp_path, c, 0, legacy=True, folder="old")
+        write_run(tmp_path, c, 0)
+    old = load_run(tmp_path / "old" / "sc_seed0")
+    assert old.status == "completed" and old.legacy and old.report_split == "val" and old.fingerprint == "legacy"
+    frames = tables.collect([tmp_path], tmp_path / "tables", n_boot=200)
+    t1 = frames["table1"]
+    legacy_rows, new_rows = t1[t1["fingerprint"] == "legacy"], t1[t1["fingerprint"] != "legacy"]
+    assert len(legacy_rows) == len(new_rows) == 4
+    sc_old, sc_new = legacy_rows[legacy_rows["configuration"] == "sc"].iloc[0], new_rows[new_rows["configuration"] == "sc"].iloc[0]
+    assert "val was both the selection and the report split" in sc_old["notes"]
+    assert "val was both" not in sc_new["notes"] and sc_new["paired_samples"] == N_TEST
+    assert sc_old["paired_samples"] == N_VAL and sc_old["report_split"] == "val" and sc_new["report_split"] == "test"
+    md = (tmp_path / "tables" / "table1.md").read_text()
+    assert md.count("## synthetic-48px") == 2 and "[legacy run records: val was both" in md
+
+
+def test_tables_name_the_report_split_and_the_duplicates_dropped(tmp_path):
+    for c in ("baseline", "ca"):
+        path = write_run(tmp_path, c, 0)
+        metrics = json.loads((path / "metrics.json").read_text())
+        metrics["duplicates"]["test"] = {"of_train": 2, "of_val": 1, "different_label": 1, "dropped": 3, "examples": []}
+        metrics["duplicates"]["train"] = {"within": 5}
+        (path / "metrics.json").write_text(json.dumps(metrics))
+    tables.collect([tmp_path], tmp_path / "tables", n_boot=100)
+    for name in ("table1.md", "summary.md", "table1.tex"):
+        text = (tmp_path / "tables" / name).read_text()
+        assert "Report split: test" in text and "checkpoint selected on val" in text, name
+        assert "3 (1 with a different label), 3 dropped of the test images are identical to training or val" in text
+        assert "Duplicates inside train: 5 repeated images" in text

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,11 @@ def write_image(path, size=(12, 10), mode="L", seed=0):
 
 
 def make_class_folders(root, counts, ext="png", prefix="img"):
+    """Images with distinct pixels, also across folders (train/ and val/ never share an image)."""
+    offset = 1000 * (zlib.crc32(Path(root).name.encode()) % 10_000)
     for k, (name, n) in enumerate(counts.items()):
         for i in range(n):
-            write_image(Path(root) / name / f"{prefix}_{i:03d}.{ext}", seed=100 * k + i)
+            write_image(Path(root) / name / f"{prefix}_{i:03d}.{ext}", seed=offset + 100 * k + i)
 
 
 def cfg(root, **kw):
@@ -63,31 +66,40 @@ def test_fer2013_folders_private_test_and_aliases(tmp_path):
         write_image(tmp_path / "test" / name / f"PublicTest_{k}.jpg", seed=k + 20)
         write_image(tmp_path / "test" / name / f"PrivateTest_{k}.jpg", seed=k + 30)
     write_image(tmp_path / "test" / "happy" / "other_name.jpg")
-    s = fer2013_samples(tmp_path)
-    assert {k: len(v) for k, v in s.splits.items()} == {"train": 14, "val": 8, "test": 7}
-    assert all(Path(p).name.startswith("PrivateTest_") for p in s.splits["test"].paths)
-    assert sum(Path(p).name == "other_name.jpg" for p in s.splits["val"].paths) == 1
+    s = fer2013_samples(tmp_path, val_fraction=0.1)
+    # val: a stratified hold-out of Training (one image of each class); test = PublicTest; private = PrivateTest
+    assert {k: len(v) for k, v in s.splits.items()} == {"train": 7, "val": 7, "test": 8, "private": 7}
+    assert all(Path(p).name.startswith("Training_") for p in s.splits["val"].paths)
+    assert all(Path(p).name.startswith("PrivateTest_") for p in s.splits["private"].paths)
+    assert sum(Path(p).name == "other_name.jpg" for p in s.splits["test"].paths) == 1
+    assert s.sources["val"] == "stratified hold-out of Training (0.1, split_seed 0)"
     for split in s.splits.values():  # folder names mapped by name: angry -> anger (0), happy -> happiness (3)
         for path, target in zip(split.paths, split.targets):
             folder = Path(path).parent.name
             assert CLASSES[target] == {"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(folder, folder)
 
-    dm = build_datamodule({"name": "fer2013", "root": str(tmp_path), "image_size": 16})
+    dm = build_datamodule({"name": "fer2013", "root": str(tmp_path), "image_size": 16, "report_split": "private"})
     dm.setup("fit")
-    assert dm.has_test and len(dm.split_paths("test")) == 7
+    assert dm.eval_splits == ["val", "test", "private"] and dm.report_split == "private"
+    assert {s: r["role"] for s, r in dm.split_roles().items()} == {
+        "train": "train", "val": "select", "test": "report", "private": "report"}
+    dm.test_split = "private"
     images, targets, indices = next(iter(dm.test_dataloader()))
     assert images.shape == (7, 1, 16, 16) and images.dtype == torch.uint8
-    assert torch.equal(targets, dm.split_targets("test")[indices])
+    assert torch.equal(targets, dm.split_targets("private")[indices])
 
 
 def test_fer2013_folders_without_private_test(tmp_path):
-    for name in ("angry", "happy"):
-        write_image(tmp_path / "train" / name / "Training_1.jpg")
-        write_image(tmp_path / "test" / name / "PublicTest_1.jpg")
+    for k, name in enumerate(("angry", "happy")):
+        write_image(tmp_path / "train" / name / "Training_1.jpg", seed=k)
+        write_image(tmp_path / "train" / name / "Training_2.jpg", seed=k + 10)
+        write_image(tmp_path / "test" / name / "PublicTest_1.jpg", seed=k + 20)
     s = fer2013_samples(tmp_path)
-    assert set(s.splits) == {"train", "val"}
+    assert set(s.splits) == {"train", "val", "test"}
     dm = build_datamodule({"name": "fer2013", "root": str(tmp_path)})
-    assert not dm.has_test
+    assert dm.has_test and dm.eval_splits == ["val", "test"]
+    with pytest.raises(DataError, match="report_split=private .* has no private split"):
+        build_datamodule({"name": "fer2013", "root": str(tmp_path), "report_split": "private"}).setup("fit")
 
 
 def write_fer_csv(path, rows):
@@ -106,15 +118,18 @@ def test_fer2013_csv(tmp_path):
     rows = [(k % 7, pixels(k * 10), usage) for k, usage in
             enumerate(["Training"] * 7 + ["PublicTest"] * 3 + ["PrivateTest"] * 2)]
     write_fer_csv(tmp_path / "fer2013.csv", rows)
+    rows += [(k % 7, pixels(k + 1), "Training") for k in range(7)]  # two Training images per class
+    write_fer_csv(tmp_path / "fer2013.csv", rows)
     for root in (tmp_path, tmp_path / "fer2013.csv"):
         s = fer2013_samples(root)
-        assert {k: len(v) for k, v in s.splits.items()} == {"train": 7, "val": 3, "test": 2}
-    assert s.splits["train"].targets == list(range(7))
-    assert s.splits["val"].paths[0] == f"{tmp_path / 'fer2013.csv'}:9"  # header is line 1
-    assert s.splits["test"].pixels.shape == (2, 48, 48) and int(s.splits["test"].pixels[1, 5, 5]) == 110
+        assert {k: len(v) for k, v in s.splits.items()} == {"train": 7, "test": 3, "private": 2, "val": 7}
+    assert sorted(s.splits["train"].targets) == list(range(7))
+    assert s.splits["test"].paths[0] == f"{tmp_path / 'fer2013.csv'}:9"  # header is line 1
+    assert s.splits["private"].pixels.shape == (2, 48, 48) and int(s.splits["private"].pixels[1, 5, 5]) == 110
 
     dm = build_datamodule({"name": "fer2013", "root": str(tmp_path), "image_size": 24})
     dm.setup("test")
+    dm.test_split = "private"
     images, targets, _ = next(iter(dm.test_dataloader()))
     assert images.shape == (2, 1, 24, 24) and torch.all(images[1] == 110)
 
@@ -134,15 +149,17 @@ def test_fer2013_csv_bad_rows(tmp_path, bad_row, message):
 
 @pytest.mark.skipif(not REAL_FER2013.is_dir(), reason="real FER2013 folder not present")
 def test_real_fer2013_counts():
-    s = fer2013_samples(REAL_FER2013)
-    assert {k: len(v) for k, v in s.splits.items()} == {"train": 28709, "val": 3589}
-    train_counts = np.bincount(s.splits["train"].targets, minlength=7)
-    val_counts = np.bincount(s.splits["val"].targets, minlength=7)
+    s = fer2013_samples(REAL_FER2013, val_fraction=0.1)
+    train_counts = np.bincount(s.splits["train"].targets, minlength=7) + np.bincount(s.splits["val"].targets, minlength=7)
+    test_counts = np.bincount(s.splits["test"].targets, minlength=7)
     # README: angry 3995/467, disgust 436/56, fear 4097/496, happy 7215/895, sad 4830/653, surprise 3171/415,
     # neutral 4965/607 (train/test), in canonical order
     assert train_counts.tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
-    assert val_counts.tolist() == [467, 56, 496, 895, 653, 415, 607]
-    first = decode_file(s.splits["val"].paths[0], 48, True)  # decode one file only
+    assert test_counts.tolist() == [467, 56, 496, 895, 653, 415, 607]
+    # val: ceil(0.1 n) of each class of Training
+    assert np.bincount(s.splits["val"].targets, minlength=7).tolist() == [math.ceil(0.1 * n) for n in train_counts]
+    assert set(s.splits) == {"train", "val", "test"}
+    first = decode_file(s.splits["test"].paths[0], 48, True)  # decode one file only
     assert first.shape == (1, 48, 48) and first.dtype == np.uint8
 
 
@@ -174,8 +191,10 @@ def test_unsplit_folder_stratified_split(tmp_path):
     train = np.bincount(s.splits["train"].targets, minlength=7)
     # ceil(0.2 n) per class, at most n - 1: 10 -> 2, 6 -> 2, 3 -> 1, 1 -> 0
     assert val[[0, 3, 4, 6]].tolist() == [2, 2, 1, 0]
-    assert train[[0, 3, 4, 6]].tolist() == [8, 4, 2, 1]
+    test = np.bincount(s.splits["test"].targets, minlength=7)
+    assert (train + test)[[0, 3, 4, 6]].tolist() == [8, 4, 2, 1] and test.sum() > 0  # test: held out of the rest
     assert not set(s.splits["val"].paths) & set(s.splits["train"].paths)
+    assert not set(s.splits["test"].paths) & (set(s.splits["train"].paths) | set(s.splits["val"].paths))
     again = imagefolder_samples(tmp_path, val_fraction=0.2, split_seed=3)
     assert again.splits["val"].paths == s.splits["val"].paths
     other = imagefolder_samples(tmp_path, val_fraction=0.2, split_seed=4)
@@ -197,16 +216,17 @@ def test_stratified_split_gives_the_papers_1501_379():
 
 
 def test_unknown_class_folder_error_and_ignore(tmp_path):
-    make_class_folders(tmp_path, {"angry": 2, "contempt": 2, "happy": 2})
+    make_class_folders(tmp_path, {"angry": 4, "contempt": 2, "happy": 4})
     with pytest.raises(DataError) as err:
         build_datamodule(cfg(tmp_path)).setup("fit")
     msg = str(err.value)
     assert "'contempt'" in msg and str(tmp_path) in msg and "angry" in msg and "happiness" in msg
     with pytest.warns(UserWarning, match="contempt"):
-        dm = build_datamodule(cfg(tmp_path, ignore_unknown_classes=True, val_fraction=0.5))
+        dm = build_datamodule(cfg(tmp_path, ignore_unknown_classes=True, val_fraction=0.25, test_fraction=0.25))
         dm.setup("fit")
     assert dm.describe()["skipped_classes"] == ["contempt"]
-    assert sorted(dm.split_targets("train").tolist() + dm.split_targets("val").tolist()) == [0, 0, 3, 3]
+    assert sorted(dm.split_targets("train").tolist() + dm.split_targets("val").tolist()
+                  + dm.split_targets("test").tolist()) == [0] * 4 + [3] * 4
 
 
 def test_listing_warnings_nested_merged_and_ignored(tmp_path):
@@ -233,7 +253,8 @@ def test_listing_warnings_nested_merged_and_ignored(tmp_path):
     assert s.listing_warnings == {"nested_files": 3, "merged_alias_folders": 1, "ignored_extensions": 4,
                                   "non_utf8_names": 0}
     # nested files keep their class folder's label; merged folders are one class
-    assert sorted(s.splits["train"].targets) == [0] * 6 + [3] * 5 and sorted(s.splits["val"].targets) == [0, 0, 3, 3, 3]
+    train = s.splits["train"].targets + s.splits["test"].targets  # test: held out of train/
+    assert sorted(train) == [0] * 6 + [3] * 5 and sorted(s.splits["val"].targets) == [0, 0, 3, 3, 3]
 
     dm = build_datamodule(cfg(tmp_path))
     with warnings.catch_warnings():
@@ -302,7 +323,7 @@ def test_omegaconf_config_and_defaults(tmp_path):
     assert dm.augment.hflip is False
     dm.setup("fit")
     d = dm.describe()
-    assert d["splits"] == {"train": 8, "val": 2} and d["in_memory"] is True and d["skipped"] == 0
+    assert d["splits"] == {"train": 6, "val": 2, "test": 2} and d["in_memory"] is True and d["skipped"] == 0
     assert d["layout"] == "unsplit" and d["split_seed"] == 0
 
 
@@ -314,6 +335,7 @@ def test_mixed_modes_and_sizes(tmp_path, grayscale):
     for k, (mode, size) in enumerate(zip(modes, sizes)):
         write_image(tmp_path / "train" / "happy" / f"{k}_{mode.replace(';', '')}.png", size, mode, seed=k)
         write_image(tmp_path / "val" / "happy" / f"{k}.png", size, mode, seed=k + 7)
+        write_image(tmp_path / "test" / "happy" / f"{k}.png", size, mode, seed=k + 14)
     dm = build_datamodule(cfg(tmp_path, image_size=24, grayscale=grayscale))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # classes with no images
@@ -398,11 +420,12 @@ def test_non_utf8_file_names(tmp_path, in_memory):
     dm = build_datamodule(cfg(root, in_memory=in_memory, max_skipped_fraction=0.5))
     with pytest.warns(UserWarning) as record:
         dm.setup("fit")
-    split = next(s for s in ("train", "val") if any(os.fsencode(p).endswith(b"caf\xe9_latin1.png")
+    split = next(s for s in ("train", "val", "test") if any(os.fsencode(p).endswith(b"caf\xe9_latin1.png")
                                                      for p in dm.split_paths(s)))
     row = [os.fsencode(p).endswith(b"caf\xe9_latin1.png") for p in dm.split_paths(split)].index(True)
-    assert len(dm.split_paths("train") + dm.split_paths("val")) == 11  # decoded, not skipped
-    loader = dm.train_dataloader() if split == "train" else dm.val_dataloader()
+    assert len(dm.split_paths("train") + dm.split_paths("val") + dm.split_paths("test")) == 11  # decoded
+    dm.test_split = split
+    loader = {"train": dm.train_dataloader, "val": dm.val_dataloader, "test": dm.test_dataloader}[split]()
     found = [images[indices.tolist().index(row)] for images, _, indices in loader if row in indices.tolist()]
     assert len(found) == 1 and (found[0] == 90).all()
     # the unreadable one is skipped and named with its bytes escaped, in the list and in the warning
@@ -418,13 +441,14 @@ def test_non_utf8_file_names(tmp_path, in_memory):
     # the cache index names files the same way (no lone surrogates that strict UTF-8 readers reject)
     index = [json.loads(f.read_text()) for f in (tmp_path / "cache").rglob("*.json")]
     written = [p for meta in index for p in meta["paths"] + [p for p, _ in meta["skipped"]]]
-    assert len(index) == 2 and len(written) == 12 and all(is_valid_utf8(p) for p in written)
+    assert len(index) == 3 and len(written) == 12 and all(is_valid_utf8(p) for p in written)  # train, val, test
     assert sum(p.endswith(("caf\\xe9_latin1.png", "broken_\\xff.png")) for p in written) == 2
 
 
 def make_broken(tmp_path):
     make_class_folders(tmp_path / "train", {"angry": 10, "happy": 10})
     make_class_folders(tmp_path / "val", {"angry": 2, "happy": 2})
+    make_class_folders(tmp_path / "test", {"angry": 2, "happy": 2})
     (tmp_path / "train" / "angry" / "empty.png").write_bytes(b"")
     good = write_image(tmp_path / "x" / "big.png", (40, 40), "RGB").read_bytes()
     (tmp_path / "train" / "happy" / "truncated.png").write_bytes(good[: len(good) // 2])
@@ -460,7 +484,7 @@ def test_class_without_images_warns(tmp_path):
 # ---------------------------------------------------------------- RAF-DB
 def make_rafdb(root, aligned=True):
     entries = [("train_00001.jpg", 5), ("train_00002.jpg", 1), ("train_00003.jpg", 7), ("test_0001.jpg", 4),
-               ("test_0002.jpg", 6)]
+               ("test_0002.jpg", 6), ("train_00004.jpg", 5), ("train_00005.jpg", 1)]
     (root / "EmoLabel").mkdir(parents=True)
     (root / "EmoLabel" / "list_patition_label.txt").write_text("".join(f"{n} {c}\n" for n, c in entries))
     for k, (name, _) in enumerate(entries):
@@ -473,16 +497,19 @@ def make_rafdb(root, aligned=True):
 def test_rafdb(tmp_path, aligned):
     make_rafdb(tmp_path, aligned)
     s = rafdb_samples(tmp_path)
-    assert set(s.splits) == {"train", "val"}
-    # labels 5, 1, 7 = sadness, surprise, neutral; 4, 6 = happiness, anger
-    assert s.splits["train"].targets == [IDX["sadness"], IDX["surprise"], IDX["neutral"]]
-    assert s.splits["val"].targets == [IDX["happiness"], IDX["anger"]]
+    assert set(s.splits) == {"train", "val", "test"}
+    # labels 5, 1, 7 = sadness, surprise, neutral; 4, 6 = happiness, anger; test_* is the report split test,
+    # val (selection) one image of each class of train_* that has two (a class keeps at least one in train)
+    assert sorted(s.splits["train"].targets) == sorted([IDX["sadness"], IDX["surprise"], IDX["neutral"]])
+    assert sorted(s.splits["val"].targets) == sorted([IDX["sadness"], IDX["surprise"]])
+    assert all(Path(p).name.startswith("train_") for p in s.splits["val"].paths)
+    assert s.splits["test"].targets == [IDX["happiness"], IDX["anger"]]
     assert all(Path(p).is_file() for p in s.splits["train"].paths)
     dm = build_datamodule({"name": "rafdb", "root": str(tmp_path), "grayscale": False, "image_size": 20})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dm.setup("fit")
-    assert not dm.has_test
+    assert dm.eval_splits == ["val", "test"] and dm.split_roles()["test"]["role"] == "report"
     images, _, _ = next(iter(dm.val_dataloader()))
     assert images.shape == (2, 3, 20, 20)
 
@@ -491,12 +518,12 @@ def test_rafdb_missing_image_and_bad_label(tmp_path):
     make_rafdb(tmp_path)
     os.remove(tmp_path / "Image" / "aligned" / "train_00002_aligned.jpg")
     dm = build_datamodule({"name": "rafdb", "root": str(tmp_path), "max_skipped_fraction": 0.5})
-    with pytest.warns(UserWarning, match="skipped 1 unreadable train"):
+    with pytest.warns(UserWarning, match="skipped 1 unreadable (train|val)"):
         dm.setup("fit")
     assert dm.skipped_files == [(str(tmp_path / "Image" / "aligned" / "train_00002_aligned.jpg"), "missing file")]
     with open(tmp_path / "EmoLabel" / "list_patition_label.txt", "a") as f:
         f.write("train_00009.jpg 9\n")
-    with pytest.raises(DataError, match="RAF-DB label .9. in .*line 6 is not one of 1..7"):
+    with pytest.raises(DataError, match="RAF-DB label .9. in .*line 8 is not one of 1..7"):
         rafdb_samples(tmp_path)
     with pytest.raises(DataError, match="accepted layouts"):
         rafdb_samples(tmp_path / "Image")
@@ -523,9 +550,12 @@ def test_fer2013_csv_not_utf8_names_the_file(tmp_path):
 
 # ---------------------------------------------------------------- synthetic probe through the datamodule
 def test_synthetic_through_datamodule():
-    dm = build_datamodule({"name": "synthetic", "n_images": 70, "n_val": 14, "image_size": 32})
+    dm = build_datamodule({"name": "synthetic", "n_images": 70, "n_val": 14, "n_test": 21, "image_size": 32})
     dm.setup("fit")
-    assert dm.describe()["splits"] == {"train": 56, "val": 14}
+    assert dm.describe()["splits"] == {"train": 56, "val": 14, "test": 21}
+    assert {s: r["role"] for s, r in dm.split_roles().items()} == {"train": "train", "val": "select", "test": "report"}
+    assert np.bincount(dm.split_targets("test"), minlength=7).tolist() == [3] * 7
+    assert all(int(Path(p).stem) >= 70 for p in dm.split_paths("test"))  # new indices after the 70
     assert np.bincount(dm.split_targets("val"), minlength=7).tolist() == [2] * 7
     images, _, _ = next(iter(dm.val_dataloader()))
     assert images.shape == (14, 1, 32, 32)

@@ -43,8 +43,8 @@ def test_confusion_counts_sum_over_seeds(tmp_path):
     counts = figures.confusion_counts(runs, 7)
     expected = np.zeros((7, 7), dtype=int)
     for path in paths:
-        val = pd.read_csv(path / "predictions.csv").query("split == 'val'")
-        for t, p in zip(val["target"], val["pred"]):
+        report = pd.read_csv(path / "predictions.csv").query("split == 'test'")  # the report split, not val
+        for t, p in zip(report["target"], report["pred"]):
             expected[t, p] += 1
     assert (counts == expected).all() and counts.sum() == 80
 

@@ -49,6 +49,19 @@ def test_default_split_is_stratified_and_balanced():
     assert set(per_class_train) <= {214, 215}
 
 
+def test_report_split_adds_images_after_the_existing_ones(tmp_path):
+    """n_test appends images n_images.. as test/: the train and val files stay byte-identical."""
+    knobs = {**SMALL, "n_images": 21, "n_val": 7, "image_size": 16}
+    synthetic.generate(tmp_path / "without", **knobs)
+    summary = synthetic.generate(tmp_path / "with", **knobs, n_test=14)
+    assert summary["counts"]["test"] == {name: 2 for name in CLASSES}
+    before = {p.relative_to(tmp_path / "without"): p.read_bytes() for p in (tmp_path / "without").glob("*/*/*.png")}
+    after = {p.relative_to(tmp_path / "with"): p.read_bytes() for p in (tmp_path / "with").glob("*/*/*.png")}
+    assert {k: v for k, v in after.items() if k.parts[0] != "test"} == before
+    assert sorted(int(k.stem) for k in after if k.parts[0] == "test") == list(range(21, 35))
+    assert synthetic.split_indices(21, 7, 14)["test"] == list(range(21, 35))
+
+
 def test_generate_writes_folders_counts_and_record(tmp_path):
     summary = synthetic.generate(tmp_path, **{**SMALL, "n_images": 30, "n_val": 9})
     for split, expected_total in (("train", 21), ("val", 9)):
@@ -125,10 +138,10 @@ def test_clutter_zero_leaves_a_plain_background():
 
 
 def test_ensure_synthetic_reuses_cache_and_keys_by_knobs(tmp_path, monkeypatch):
-    knobs = {**SMALL, "n_images": 14, "n_val": 7, "image_size": 16}
+    knobs = {**SMALL, "n_images": 14, "n_val": 7, "n_test": 7, "image_size": 16}
     root = synthetic.ensure_synthetic(tmp_path, **knobs)
     assert root.parent == tmp_path / "synthetic"
-    assert len(list(root.glob("train/*/*.png"))) == 7 and len(list(root.glob("val/*/*.png"))) == 7
+    assert [len(list(root.glob(f"{s}/*/*.png"))) for s in ("train", "val", "test")] == [7, 7, 7]
     stamp = (root / "probe.json").stat().st_mtime_ns
 
     calls = []
@@ -142,7 +155,7 @@ def test_ensure_synthetic_reuses_cache_and_keys_by_knobs(tmp_path, monkeypatch):
 
     next(root.glob("train/*/*.png")).unlink()  # an incomplete folder is regenerated
     assert synthetic.ensure_synthetic(tmp_path, **knobs) == root
-    assert len(list(root.glob("*/*/*.png"))) == 14 and calls == [1, 1]
+    assert len(list(root.glob("*/*/*.png"))) == 21 and calls == [1, 1]
     assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == sorted([root.name, other.name])
 
 
@@ -153,14 +166,14 @@ def _cli(*args):
 
 def test_cli_writes_folders_and_prints_summary(tmp_path):
     sheet = tmp_path / "sheet.png"
-    result = _cli("--out", str(tmp_path / "probe"), "--n", "21", "--n-val", "7", "--size", "16", "--seed", "1",
+    result = _cli("--out", str(tmp_path / "probe"), "--n", "21", "--n-val", "7", "--n-test", "7", "--size", "16", "--seed", "1",
                   "--clutter", "0.2", "--face-scale", "0.5", "0.7", "--rgb", "--contact-sheet", str(sheet))
     assert result.returncode == 0, result.stderr
     assert "total" in result.stdout and "14" in result.stdout and "happiness" in result.stdout
     record = json.loads((tmp_path / "probe" / "probe.json").read_text())
-    assert record["knobs"] == {"n_images": 21, "n_val": 7, "image_size": 16, "clutter": 0.2,
+    assert record["knobs"] == {"n_images": 21, "n_val": 7, "n_test": 7, "image_size": 16, "clutter": 0.2,
                                "face_scale": [0.5, 0.7], "seed": 1, "grayscale": False}
-    assert len(list((tmp_path / "probe").glob("val/*/*.png"))) == 7
+    assert len(list((tmp_path / "probe").glob("val/*/*.png"))) == len(list((tmp_path / "probe").glob("test/*/*.png"))) == 7
     with Image.open(sheet) as image:
         assert image.height >= 7 * 32
 

@@ -48,6 +48,17 @@ def test_run_leaves_a_complete_record(baseline_run):
     assert history[["train_loss", "val_accuracy", "lr", "epoch_s", "step_s"]].notna().all().all()
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "csv" / "metrics.csv").is_file()
+    # split roles: selected on val (the probe's 70), reported on test (70 more images); both epochs' predictions
+    assert on_disk["splits"] == {
+        "train": {"role": "train", "source": "train/ folder", "n": 70},
+        "val": {"role": "select", "source": "val/ folder", "n": 70},
+        "test": {"role": "report", "source": "test/ folder", "n": 70}}
+    assert on_disk["report_split"] == "test" and on_disk["best"]["test"]["n"] == 70
+    assert on_disk["duplicates"]["test"]["of_train"] == 0 and on_disk["duplicates"]["policy"] == "drop"
+    assert set(on_disk["fingerprint"]["fields"]) >= {"data", "max_epochs", "optimizer", "precision", "pretrained"}
+    assert on_disk["fingerprint"]["fields"]["precision"] == "32-true"
+    last = records.read_predictions_frame(run_dir, "last")
+    assert sorted(last["split"].unique()) == ["test", "val"] and len(last) == 140
 
 
 def test_rescoring_predictions_reproduces_metrics_exactly(baseline_run):
@@ -117,13 +128,14 @@ def test_evaluate_scores_a_checkpoint_with_the_same_contract(baseline_run, compo
 
     _, run_dir, metrics = baseline_run
     cfg = compose_cfg(f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "trainer=cpu",
-                      "trainer.enable_progress_bar=false", "data.n_images=140", "data.n_val=70",
+                      "trainer.enable_progress_bar=false", "data.n_images=140", "data.n_val=70", "data.n_test=70",
                       config_name="evaluate", smoke=False)
     result = evaluate(cfg, tmp_path)
     assert result["best"]["val"]["accuracy"] == metrics["best"]["val"]["accuracy"]
     assert result["best"]["epoch"] == metrics["best"]["epoch"]  # best.ckpt's own epoch
-    assert result["absent_classes"] == {"val": []}
-    assert len(records.read_predictions(tmp_path)) == 70
+    assert result["best"]["test"]["accuracy"] == metrics["best"]["test"]["accuracy"]
+    assert result["absent_classes"] == {"val": [], "test": []}
+    assert len(records.read_predictions(tmp_path)) == 140
 
 
 def test_wandb_offline_run_folder_without_secrets(compose_cfg, tmp_path, monkeypatch):
@@ -154,4 +166,4 @@ def test_used_by_command_runs_a_two_job_sweep(tmp_path):
         m = records.read_metrics(tmp_path / name)
         assert (m["status"], m["attention"], m["stem"]) == ("completed", attention, "sc")
         assert (tmp_path / name / ".hydra" / "overrides.yaml").is_file()
-        assert len(pd.read_csv(tmp_path / name / "predictions.csv")) == m["best"]["val"]["n"]
+        assert len(pd.read_csv(tmp_path / name / "predictions.csv")) == m["best"]["val"]["n"] + m["best"]["test"]["n"]

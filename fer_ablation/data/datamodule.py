@@ -20,12 +20,24 @@ they are skipped with a warning and listed in ``skipped_files``; a split with mo
 ``name: synthetic`` generates the probe into the cache (``ensure_synthetic``) when ``root`` is null; a given
 ``root`` (e.g. the output of ``python -m fer_ablation.data.synthetic --out DIR``) is read as an image folder.
 
+Split roles: ``train`` trains, ``val`` selects the checkpoint, ``test`` and (FER2013) ``private`` are report
+splits that nothing is selected on; ``report_split`` (``test`` or ``private``) is the one the tables use. See
+:meth:`FERDataModule.split_roles`.
+
+Duplicate guard: every image's pixels are hashed as decoded, before resizing
+(:func:`~fer_ablation.data.decode.pixel_hash`, cached with the split). An evaluation image identical to a
+training image (for a report split: or to a val image) is dropped from its split when ``dedup: drop`` (kept
+when ``keep``), counted in
+:attr:`FERDataModule.duplicates` (with how many carry a label no training copy has) and named in the log;
+repeats inside train are counted only.
+
 The cache directory is ``cache_dir``; its default (``conf/data/_common.yaml``) is ``FER_ABLATION_CACHE`` when
 set, else ``~/.cache/fer_ablation``.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -41,7 +53,7 @@ from fer_ablation.data.decode import FileDataset
 from fer_ablation.data.defaults import data_defaults
 from fer_ablation.data.errors import DataError
 from fer_ablation.data.fer2013 import fer2013_samples
-from fer_ablation.data.folders import SampleSplits, imagefolder_samples
+from fer_ablation.data.folders import SampleSplits, display_path, imagefolder_samples
 from fer_ablation.data.labels import CLASSES
 from fer_ablation.data.memory import (
     MEMORY_LIMIT_BYTES,
@@ -52,9 +64,14 @@ from fer_ablation.data.memory import (
 )
 from fer_ablation.data.rafdb import rafdb_samples
 
+log = logging.getLogger("fer_ablation")
+
 NAMES = ("synthetic", "fer2013", "imagefolder", "rafdb")
-SPLITS = ("train", "val", "test")
-STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("val", "test")}
+SPLITS = ("train", "val", "test", "private")
+REPORT_SPLITS = ("test", "private")
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": REPORT_SPLITS, "predict": ("val", *REPORT_SPLITS)}
+DEDUP = ("drop", "keep")
+DUPLICATE_EXAMPLES = 5
 
 
 def resolve_data_config(data_cfg) -> dict:
@@ -81,6 +98,10 @@ def resolve_data_config(data_cfg) -> dict:
     if in_memory not in ("auto", True, False):
         raise DataError(f"data.in_memory must be auto, true or false, got {cfg['in_memory']!r}")
     cfg["in_memory"] = in_memory
+    if cfg["report_split"] not in REPORT_SPLITS:
+        raise DataError(f"data.report_split must be one of {', '.join(REPORT_SPLITS)}, got {cfg['report_split']!r}")
+    if cfg["dedup"] not in DEDUP:
+        raise DataError(f"data.dedup must be one of {', '.join(DEDUP)}, got {cfg['dedup']!r}")
     if cfg["name"] != "synthetic" and not cfg["root"]:
         raise DataError(f"data.root is required for data.name={cfg['name']} (only synthetic generates its own)")
     return cfg
@@ -107,6 +128,8 @@ class FERDataModule(L.LightningDataModule):
         self._decoded: dict[str, DecodedSplit] = {}
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._in_memory: bool | None = None
+        self._duplicates: dict[str, dict] = {}
+        self.test_split = "test"  # the report split that test_dataloader serves (training.evaluate_splits sets it)
 
     # ---------------------------------------------------------------- samples and decoding
     def _samples(self) -> SampleSplits:
@@ -118,24 +141,53 @@ class FERDataModule(L.LightningDataModule):
 
                 self._root = ensure_synthetic(
                     self.cache_dir,
-                    n_images=int(cfg["n_images"]), n_val=int(cfg["n_val"]), image_size=int(cfg["image_size"]),
+                    n_images=int(cfg["n_images"]), n_val=int(cfg["n_val"]), n_test=int(cfg["n_test"]),
+                    image_size=int(cfg["image_size"]),
                     clutter=float(cfg["clutter"]), face_scale=tuple(cfg["face_scale"]), seed=int(cfg["seed"]),
                     grayscale=bool(cfg["grayscale"]))
             else:
                 self._root = Path(cfg["root"]).expanduser()
+            holdout = {"val_fraction": float(cfg["val_fraction"]), "split_seed": int(cfg["split_seed"])}
             if name == "fer2013":
-                self._sources = fer2013_samples(self._root, ignore_unknown=ignore)
+                self._sources = fer2013_samples(self._root, ignore_unknown=ignore, **holdout)
             elif name == "rafdb":
-                self._sources = rafdb_samples(self._root)
+                self._sources = rafdb_samples(self._root, **holdout)
             else:
-                self._sources = imagefolder_samples(self._root, val_fraction=float(cfg["val_fraction"]),
-                                                    split_seed=int(cfg["split_seed"]), ignore_unknown=ignore,
-                                                    name=name)
+                self._sources = imagefolder_samples(self._root, test_fraction=float(cfg["test_fraction"]),
+                                                    ignore_unknown=ignore, name=name, **holdout)
+            if cfg["report_split"] not in self._sources.splits:
+                raise DataError(f"data.report_split={cfg['report_split']} but {name} data at {self._root} has no "
+                                f"{cfg['report_split']} split (it has {', '.join(self._sources.splits)})")
         return self._sources
 
     @property
     def has_test(self) -> bool:
         return "test" in self._samples().splits
+
+    @property
+    def report_split(self) -> str:
+        """The report split the tables use (``data.report_split``; present, checked when listing)."""
+        self._samples()
+        return str(self.cfg["report_split"])
+
+    @property
+    def eval_splits(self) -> list[str]:
+        """The splits a run scores: val (selection) and every report split the data has."""
+        return [s for s in ("val", *REPORT_SPLITS) if s in self._samples().splits]
+
+    def split_roles(self) -> dict[str, dict]:
+        """{split: {"role": train | select | report, "source": where it comes from, "n": images used}}."""
+        sources = self._samples()
+        roles = {"train": "train", "val": "select", "test": "report", "private": "report"}
+        return {s: {"role": roles[s], "source": sources.sources.get(s, sources.layout),
+                    "n": len(self._prepare(s).samples)} for s in SPLITS if s in sources.splits}
+
+    @property
+    def duplicates(self) -> dict:
+        """The duplicate guard's counts: ``policy`` and, per prepared split, train: ``within`` (images repeating
+        an earlier training image); evaluation splits: ``of_train`` (and for report splits ``of_val``, identical
+        to a selection image), ``different_label`` (a label no copy has), ``dropped``, ``examples``."""
+        return {"policy": self.cfg["dedup"], **{s: self._duplicates[s] for s in SPLITS if s in self._duplicates}}
 
     @property
     def in_memory(self) -> bool:
@@ -167,8 +219,46 @@ class FERDataModule(L.LightningDataModule):
                                  image_size=int(cfg["image_size"]), grayscale=bool(cfg["grayscale"]),
                                  keep_pixels=self.in_memory, desc=f"decoding {cfg['name']} {split}")
         self._check_split(split, len(samples), decoded)
+        if split == "train":
+            self._duplicates["train"] = {"within": len(decoded.hashes) - len(set(decoded.hashes))}
+        else:
+            decoded = self._guard_duplicates(split, decoded)
         self._decoded[split] = decoded
         return decoded
+
+    def _guard_duplicates(self, split: str, decoded: DecodedSplit) -> DecodedSplit:
+        """Count (and with dedup=drop remove) the images of an evaluation split identical to an image of train
+        or, for a report split, of the selection split val (``of_train``, ``of_val``)."""
+        references = ["train"] + (["val"] if split != "val" else [])
+        first_copy: dict[str, tuple[str, str]] = {}  # hash -> (reference split, its first path)
+        labels: dict[str, set] = {}
+        for ref in references:
+            prepared = self._prepare(ref)
+            for digest, path, target in zip(prepared.hashes, prepared.samples.paths, prepared.samples.targets):
+                first_copy.setdefault(digest, (ref, path))
+                labels.setdefault(digest, set()).add(target)
+        copies = [i for i, digest in enumerate(decoded.hashes) if digest in first_copy]
+        relabelled = sum(decoded.samples.targets[i] not in labels[decoded.hashes[i]] for i in copies)
+        drop = self.cfg["dedup"] == "drop"
+        examples = [f"{display_path(decoded.samples.paths[i])} = {display_path(first_copy[decoded.hashes[i]][1])}"
+                    for i in copies[:DUPLICATE_EXAMPLES]]
+        counts = {f"of_{ref}": sum(first_copy[decoded.hashes[i]][0] == ref for i in copies) for ref in references}
+        self._duplicates[split] = {**counts, "different_label": int(relabelled),
+                                   "dropped": len(copies) if drop else 0, "examples": examples}
+        if copies:
+            log.warning("%s %s: %d of %d image(s) identical to a %s image (%d with a different label), %s "
+                        "(data.dedup=%s): %s%s", self.cfg["name"], split, len(copies), len(decoded.samples),
+                        " or ".join(references), relabelled, "dropped from evaluation" if drop else "kept",
+                        self.cfg["dedup"], "; ".join(examples), "; ..." if len(copies) > len(examples) else "")
+        if not drop or not copies:
+            return decoded
+        dropped = set(copies)
+        kept = decoded.subset(i for i in range(len(decoded.samples)) if i not in dropped)
+        if not len(kept.samples):
+            raise DataError(f"{self.cfg['name']} {split} split at {self._root}: all {len(copies)} images are "
+                            f"copies of {' or '.join(references)} images; nothing is left to evaluate "
+                            "(data.dedup=keep keeps them)")
+        return kept
 
     def _check_split(self, split: str, n_listed: int, decoded: DecodedSplit) -> None:
         skipped = decoded.skipped
@@ -194,7 +284,7 @@ class FERDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         for split in STAGE_SPLITS.get(stage, SPLITS):
-            if split != "test" or self.has_test:
+            if split in self._samples().splits:
                 self._prepare(split)
 
     def split_paths(self, split: str) -> list[str | None]:
@@ -244,7 +334,7 @@ class FERDataModule(L.LightningDataModule):
         return self._loader("val", train=False)
 
     def test_dataloader(self):
-        return self._loader("test", train=False)
+        return self._loader(self.test_split, train=False)
 
     def eval_dataloader(self, split: str):
         """Any split in evaluation order (no shuffle); batches still go through ``device_transform``."""
@@ -269,6 +359,7 @@ class FERDataModule(L.LightningDataModule):
                  for s in SPLITS if s in sources.splits}
         return {
             "name": self.cfg["name"], "root": str(self._root), "layout": sources.layout, "splits": sizes,
+            "report_split": self.report_split, "split_sources": dict(sources.sources),
             "image_size": int(self.cfg["image_size"]), "grayscale": bool(self.cfg["grayscale"]),
             "in_memory": self.in_memory, "skipped": len(self.skipped_files),
             "skipped_classes": sources.skipped_classes, "split_seed": sources.split_seed,

@@ -7,10 +7,15 @@ palette and alpha images are converted without their alpha, then the image is co
 (stretched, bilinear with antialiasing) to ``image_size`` x ``image_size``. 32-bit integer images have no
 defined 8-bit scaling and are refused. Files that cannot be decoded (missing, empty, truncated, not an image)
 are reported, never silently replaced.
+
+Each decoded image also gets a content hash (:func:`pixel_hash`) of its pixels after this decoding and before
+resizing, so byte-different files with the same pixels (a PNG and a re-encoded PNG, a csv row and a file) match;
+the data module uses them to find evaluation images that are copies of training images.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,34 +59,56 @@ def to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
-def pil_to_array(img: Image.Image, image_size: int, grayscale: bool) -> np.ndarray:
+def pixel_hash(img: Image.Image) -> str:
+    """Short SHA-1 of an L or RGB image's mode, size and pixel bytes (the duplicate guard's identity)."""
+    h = hashlib.sha1(f"{img.mode}\0{img.size[0]}x{img.size[1]}\0".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()[:20]
+
+
+def pil_to_array_hashed(img: Image.Image, image_size: int, grayscale: bool) -> tuple[np.ndarray, str]:
+    """(uint8 [C, S, S], :func:`pixel_hash` of the image before resizing)."""
     img = to_8bit(img).convert("L" if grayscale else "RGB")
+    digest = pixel_hash(img)
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
     arr = np.array(img, dtype=np.uint8)
-    return arr[None] if grayscale else arr.transpose(2, 0, 1)
+    return (arr[None] if grayscale else arr.transpose(2, 0, 1)), digest
 
 
-def decode_file(path: str, image_size: int, grayscale: bool) -> np.ndarray:
-    """Decode one file; raises OSError/ValueError with a reason for missing, empty or broken files."""
+def pil_to_array(img: Image.Image, image_size: int, grayscale: bool) -> np.ndarray:
+    return pil_to_array_hashed(img, image_size, grayscale)[0]
+
+
+def decode_file_hashed(path: str, image_size: int, grayscale: bool) -> tuple[np.ndarray, str]:
+    """Decode one file -> (array, pixel hash); raises OSError/ValueError with a reason for missing, empty or
+    broken files."""
     if os.path.getsize(path) == 0:
         raise OSError("empty file")
     with Image.open(path) as img:
         img.load()  # decodes fully, so a truncated file raises here
         ImageOps.exif_transpose(img, in_place=True)  # in place keeps the format and tags to_8bit reads
-        return pil_to_array(img, image_size, grayscale)
+        return pil_to_array_hashed(img, image_size, grayscale)
+
+
+def decode_file(path: str, image_size: int, grayscale: bool) -> np.ndarray:
+    return decode_file_hashed(path, image_size, grayscale)[0]
+
+
+def decode_item_hashed(samples: Samples, i: int, image_size: int, grayscale: bool) -> tuple[np.ndarray, str]:
+    if samples.pixels is not None:
+        return pil_to_array_hashed(Image.fromarray(samples.pixels[i], mode="L"), image_size, grayscale)
+    return decode_file_hashed(samples.paths[i], image_size, grayscale)
 
 
 def decode_item(samples: Samples, i: int, image_size: int, grayscale: bool) -> np.ndarray:
-    if samples.pixels is not None:
-        return pil_to_array(Image.fromarray(samples.pixels[i], mode="L"), image_size, grayscale)
-    return decode_file(samples.paths[i], image_size, grayscale)
+    return decode_item_hashed(samples, i, image_size, grayscale)[0]
 
 
 def _try_decode(args):
     samples, i, image_size, grayscale = args
     try:
-        return decode_item(samples, i, image_size, grayscale), None
+        return decode_item_hashed(samples, i, image_size, grayscale), None
     except FileNotFoundError:
         return None, "missing file"
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -89,8 +116,9 @@ def _try_decode(args):
 
 
 def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_pixels: bool = True,
-                   desc: str = "decoding") -> tuple[np.ndarray | None, list[int], list[tuple[str, str]]]:
-    """Decode every sample -> (uint8 [N_ok, C, S, S] or None, indices decoded, [(path, reason)] skipped).
+                   desc: str = "decoding") -> tuple[np.ndarray | None, list[int], list[tuple[str, str]], list[str]]:
+    """Decode every sample -> (uint8 [N_ok, C, S, S] or None, indices decoded, [(path, reason)] skipped,
+    pixel hashes of the decoded ones).
 
     Skipped paths are given as :func:`~fer_ablation.data.folders.display_path` shows them (safe to write).
 
@@ -98,20 +126,22 @@ def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_p
     """
     channels = 1 if grayscale else 3
     out = np.empty((len(samples), channels, image_size, image_size), np.uint8) if keep_pixels else None
-    kept, skipped = [], []
+    kept, skipped, hashes = [], [], []
     jobs = ((samples, i, image_size, grayscale) for i in range(len(samples)))
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         results = pool.map(_try_decode, jobs)
-        for i, (arr, reason) in enumerate(tqdm(results, total=len(samples), desc=desc, unit="img",
-                                               disable=len(samples) < PROGRESS_MIN_FILES)):
+        for i, (decoded, reason) in enumerate(tqdm(results, total=len(samples), desc=desc, unit="img",
+                                                   disable=len(samples) < PROGRESS_MIN_FILES)):
             if reason is not None:
                 skipped.append((display_path(samples.paths[i]), reason))
                 continue
+            arr, digest = decoded
             if out is not None:
                 out[len(kept)] = arr
             kept.append(i)
-    return (None if out is None else out[: len(kept)]), kept, skipped
+            hashes.append(digest)
+    return (None if out is None else out[: len(kept)]), kept, skipped, hashes
 
 
 class FileDataset(torch.utils.data.Dataset):

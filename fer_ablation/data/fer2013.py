@@ -1,12 +1,14 @@
 """FER2013 (Goodfellow et al., 2013, arXiv:1307.0414) sample source.
 
-Protocol (Goodfellow et al. 2013; the common FER2013 benchmark): train on Training (28,709), select on
-PublicTest (3,589), report PrivateTest (3,589).
+Splits and their roles: ``train`` = Training (28,709) minus ``val``; ``val`` (selects the checkpoint) = a
+stratified hold-out of Training (``val_fraction``, ``split_seed``), or a ``root/val/<class>/`` folder when there
+is one; ``test`` (a report split) = PublicTest (3,589); ``private`` (a second report split) = PrivateTest (3,589)
+when the data has it. The checkpoint is never selected on a split that is reported.
 Two distributions are accepted:
 
 - image folders ``root/train/<class>/Training_*`` and ``root/test/<class>/{PublicTest_*, PrivateTest_*}``:
-  ``PrivateTest_*`` files in test/ are the test split, every other file there is val; an optional
-  ``root/val/<class>/`` also goes to val. The PrivateTest half may be absent (then there is no test split).
+  ``PrivateTest_*`` files in test/ are the private split, every other file there is the test split.
+  The PrivateTest half may be absent (the copy in ``../shared/data/fer2013`` has none).
 - the original ``fer2013.csv`` (columns emotion, pixels, Usage; emotion 0..6 = angry, disgust, fear, happy,
   sad, surprise, neutral; 48x48 pixels as 2,304 space-separated values); ``root`` is the csv file or a folder
   holding it. When a folder holds both, the image folders are used.
@@ -27,35 +29,55 @@ from fer_ablation.data.folders import (
     Samples,
     class_folder_samples,
     find_split_dirs,
+    hold_out,
     missing_root_error,
+    no_report_split_error,
 )
 from fer_ablation.data.labels import CLASS_TO_INDEX, fer2013_class
 
 FER2013_SIZE = 48
-USAGE_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}
+USAGE_TO_SPLIT = {"training": "train", "publictest": "test", "privatetest": "private"}
+SPLIT_SOURCES = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
 FER2013_LAYOUTS = (
-    "  <root>/train/<class>/Training_*.jpg, <root>/test/<class>/PublicTest_*.jpg (val) [+ PrivateTest_*.jpg (test)]\n"
+    "  <root>/train/<class>/Training_*.jpg, <root>/test/<class>/PublicTest_*.jpg (test) [+ PrivateTest_*.jpg (private)]\n"
     "  <root>/fer2013.csv, or the csv file itself (columns emotion, pixels, Usage)"
 )
 
 
-def fer2013_samples(root, *, ignore_unknown: bool = False) -> SampleSplits:
+def fer2013_samples(root, *, val_fraction: float = 0.1, split_seed: int = 0,
+                    ignore_unknown: bool = False) -> SampleSplits:
     """Read FER2013 from its image-folder layout or from ``fer2013.csv`` (see module docstring)."""
     root = Path(root).expanduser()
     if root.is_file():
-        return fer2013_csv_samples(root)
+        return fer2013_csv_samples(root, val_fraction=val_fraction, split_seed=split_seed)
     if not root.is_dir():
         raise missing_root_error(root, "fer2013", FER2013_LAYOUTS)
     dirs = find_split_dirs(root)
     if "train" in dirs:
-        return _folder_samples(root, dirs, ignore_unknown)
+        return _folder_samples(root, dirs, ignore_unknown, val_fraction, split_seed)
     if (root / "fer2013.csv").is_file():
-        return fer2013_csv_samples(root / "fer2013.csv")
+        return fer2013_csv_samples(root / "fer2013.csv", val_fraction=val_fraction, split_seed=split_seed)
     raise missing_root_error(root, "fer2013", FER2013_LAYOUTS, "holds neither train/ nor fer2013.csv")
 
 
-def _folder_samples(root: Path, dirs: dict[str, Path], ignore_unknown: bool) -> SampleSplits:
-    splits = {"train": Samples(), "val": Samples(), "test": Samples()}
+def _selection_split(splits: dict[str, Samples], sources: dict[str, str], root, val_fraction: float,
+                     split_seed: int) -> None:
+    """Carve val out of Training unless a val/ folder gave one; drop empty report splits; need one report split."""
+    if "val" not in splits:
+        if not len(splits["train"]):
+            raise missing_root_error(root, "fer2013", FER2013_LAYOUTS, "holds no Training images")
+        hold_out(splits, sources, "val", val_fraction, split_seed, where="Training")
+    for split in ("test", "private"):
+        if split in splits and not len(splits[split]):
+            del splits[split], sources[split]
+    if "test" not in splits and "private" not in splits:
+        raise no_report_split_error("fer2013", root, "no PublicTest or PrivateTest images")
+
+
+def _folder_samples(root: Path, dirs: dict[str, Path], ignore_unknown: bool, val_fraction: float,
+                    split_seed: int) -> SampleSplits:
+    splits = {"train": Samples(), "test": Samples(), "private": Samples()}
+    sources = {s: f"{SPLIT_SOURCES[s]} ({'test' if s != 'train' else 'train'}/ folder)" for s in splits}
     skipped, notes = [], ListingNotes()
     for folder_split, folder in dirs.items():
         samples, sk = class_folder_samples(folder, ignore_unknown=ignore_unknown, notes=notes)
@@ -63,19 +85,18 @@ def _folder_samples(root: Path, dirs: dict[str, Path], ignore_unknown: bool) -> 
         if folder_split == "test":
             private = [i for i, p in enumerate(samples.paths) if Path(p).name.startswith("PrivateTest")]
             private_set = set(private)
-            splits["test"].extend(samples.subset(private))
-            splits["val"].extend(samples.subset(i for i in range(len(samples)) if i not in private_set))
+            splits["private"].extend(samples.subset(private))
+            splits["test"].extend(samples.subset(i for i in range(len(samples)) if i not in private_set))
+        elif folder_split == "val":
+            splits["val"] = samples
+            sources["val"] = f"{folder.name}/ folder"
         else:
             splits[folder_split].extend(samples)
     notes.warn(root)
-    if not len(splits["test"]):
-        del splits["test"]
-    if not len(splits["train"]) + len(splits["val"]):
+    if not sum(len(s) for s in splits.values()):
         raise missing_root_error(root, "fer2013", FER2013_LAYOUTS, "holds no images in its class folders")
-    if not len(splits["val"]):
-        raise DataError(f"fer2013 data root {str(root)!r} has no validation images (PublicTest_* files in test/ "
-                        f"or a val/ folder); accepted layouts:\n{FER2013_LAYOUTS}")
-    return SampleSplits(splits, "image folders", sorted(set(skipped)), listing_warnings=notes.counts())
+    _selection_split(splits, sources, root, val_fraction, split_seed)
+    return SampleSplits(splits, "image folders", sorted(set(skipped)), split_seed, notes.counts(), sources)
 
 
 def _parse_pixels(text: str, where: str) -> np.ndarray:
@@ -104,7 +125,7 @@ def _utf8_lines(f, path: Path):
                             f"of the line)") from None
 
 
-def fer2013_csv_samples(path) -> SampleSplits:
+def fer2013_csv_samples(path, *, val_fraction: float = 0.1, split_seed: int = 0) -> SampleSplits:
     """Parse ``fer2013.csv``; a bad row raises DataError naming its line number and value."""
     path = Path(path).expanduser()
     per_split: dict[str, tuple[list[str], list[int], list[np.ndarray]]] = {}
@@ -126,7 +147,10 @@ def fer2013_csv_samples(path) -> SampleSplits:
             paths.append(f"{path}:{reader.line_num}")
             targets.append(label)
             images.append(pixels)
-    if "train" not in per_split or "val" not in per_split:
-        raise DataError(f"{path}: needs Training and PublicTest rows, found {sorted(per_split) or 'no rows'}")
+    if "train" not in per_split or not {"test", "private"} & set(per_split):
+        found = sorted(SPLIT_SOURCES[s] for s in per_split) or "no rows"
+        raise DataError(f"{path}: needs Training rows and PublicTest or PrivateTest rows, found {found}")
     splits = {s: Samples(p, t, np.stack(im)) for s, (p, t, im) in per_split.items()}
-    return SampleSplits(splits, "fer2013.csv")
+    sources = {s: f"{SPLIT_SOURCES[s]} rows of {path.name}" for s in splits}
+    _selection_split(splits, sources, path, val_fraction, split_seed)
+    return SampleSplits(splits, "fer2013.csv", split_seed=split_seed, sources=sources)

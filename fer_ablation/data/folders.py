@@ -3,9 +3,12 @@
 Two layouts are accepted (Hu et al. 2024, Sec. 2.1, train on a private set of 1,880 images split 1,501 / 379;
 these are the two ways such a set is usually stored):
 
-- split: ``root/train/<class>/*``, ``root/val/<class>/*`` (``valid``/``validation`` too), optional
-  ``root/test/<class>/*``. Without a val folder, val is split off train (stratified, see below).
-- unsplit: ``root/<class>/*``, split deterministically into train/val by :func:`stratified_split`.
+- split: ``root/train/<class>/*``, ``root/val/<class>/*`` (``valid``/``validation`` too), ``root/test/<class>/*``.
+  A missing val folder is split off train (``val_fraction``), then a missing test folder (``test_fraction``).
+- unsplit: ``root/<class>/*``, split deterministically into train/val/test by :func:`stratified_split`
+  (val first, ``val_fraction`` of all images, then test, ``test_fraction`` of all images, from the rest).
+
+Split roles: ``val`` selects the checkpoint, ``test`` is the report split; they never share an image file.
 
 Class folders are mapped to the canonical classes *by name* (aliases allowed), never by alphabetical order.
 Images in subfolders of a class folder take that class (as torchvision's ``ImageFolder`` does). What the listing
@@ -68,13 +71,15 @@ class Samples:
 
 @dataclass
 class SampleSplits:
-    """Samples per split (``train``, ``val`` and optionally ``test``) plus how they were found."""
+    """Samples per split (``train``, ``val``, ``test`` and for FER2013 optionally ``private``) plus how they
+    were found; ``sources`` says where each split comes from (a folder, a hold-out of train, a csv Usage)."""
 
     splits: dict[str, Samples]
     layout: str
     skipped_classes: list[str] = field(default_factory=list)
     split_seed: int | None = None
     listing_warnings: dict[str, int] = field(default_factory=dict)  # ListingNotes.counts()
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def display_path(path) -> str:
@@ -189,13 +194,14 @@ def class_folder_samples(folder: Path, *, ignore_unknown: bool = False,
     return samples.subset(order), skipped
 
 
-def stratified_split(targets, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
+def stratified_split(targets, val_fraction: float = 0.2, seed: int = 0, stream: int = 0) -> tuple[list[int], list[int]]:
     """Deterministic stratified split -> (train indices, val indices), each sorted.
 
     Rule: class c with n_c samples sends ``ceil(val_fraction * n_c)`` of them to val (at most n_c - 1, so
     train keeps every class), chosen by a permutation seeded with (seed, c). Rounding up per class keeps every
     class in val and gives a val share slightly above ``val_fraction``: the paper's 1,880 images -> 379 val
-    (20.16 %) for class counts whose remainders add up to it, 376..382 in general.
+    (20.16 %) for class counts whose remainders add up to it, 376..382 in general. ``stream`` > 0 draws from an
+    independent stream (seeded with (seed, c, stream)), used for a second hold-out from what the first left.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
@@ -204,7 +210,7 @@ def stratified_split(targets, val_fraction: float = 0.2, seed: int = 0) -> tuple
     for c in np.unique(targets):
         idx = np.flatnonzero(targets == c)
         n_val = min(math.ceil(val_fraction * len(idx) - 1e-9), len(idx) - 1)
-        perm = np.random.default_rng([seed, int(c)]).permutation(len(idx))
+        perm = np.random.default_rng([seed, int(c), *([stream] if stream else [])]).permutation(len(idx))
         val += idx[perm[:n_val]].tolist()
         train += idx[perm[n_val:]].tolist()
     return sorted(train), sorted(val)
@@ -222,39 +228,75 @@ def find_split_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
-def imagefolder_samples(root, *, val_fraction: float = 0.2, split_seed: int = 0,
+def hold_out(splits: dict[str, Samples], sources: dict[str, str], split: str, fraction: float, seed: int, *,
+             of_total: int | None = None, stream: int = 0, where: str = "train") -> None:
+    """Move a stratified ``fraction`` of ``splits["train"]`` into ``splits[split]`` (in place) and say so in
+    ``sources``. ``of_total``: the fraction is of that many images (the whole set), not of train's."""
+    train = splits["train"]
+    share = fraction if of_total is None else min(fraction * of_total / max(len(train), 1), 0.999)
+    kept, held = stratified_split(train.targets, share, seed, stream)
+    if not held:
+        raise DataError(f"{split} split: a {fraction:g} hold-out from {where} ({len(train)} images) is empty (a "
+                        f"class gives an image only when it has at least two); add images or a {split}/ folder")
+    splits[split], splits["train"] = train.subset(held), train.subset(kept)
+    sources[split] = f"stratified hold-out of {where} ({fraction:g}{' of all images' if of_total else ''}, split_seed {seed})"
+
+
+def no_report_split_error(name: str, root, how: str) -> DataError:
+    return DataError(f"{name} data at {display_path(root)} has no report split: {how}. The checkpoint is selected "
+                     "on val, so the reported numbers need a split it was not selected on")
+
+
+def imagefolder_samples(root, *, val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 0,
                         ignore_unknown: bool = False, name: str = "imagefolder",
                         layouts: str = IMAGEFOLDER_LAYOUTS) -> SampleSplits:
     """Read an image-folder data set in either the split or the unsplit layout (see module docstring)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise missing_root_error(root, name, layouts)
+    if not 0.0 <= float(test_fraction) < 1.0:
+        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     dirs = find_split_dirs(root)
     notes = ListingNotes()
+    sources: dict[str, str] = {}
     if "train" in dirs:
         splits, skipped = {}, []
         for split, folder in dirs.items():
             splits[split], sk = class_folder_samples(folder, ignore_unknown=ignore_unknown, notes=notes)
+            sources[split] = f"{folder.name}/ folder"
             skipped += sk
-        layout = "split"
+        held = [s for s in ("val", "test") if s not in splits]
+        layout = "split" + (f" ({' and '.join(held)} split off train)" if held else "")
         if "val" not in splits:
-            tr, va = stratified_split(splits["train"].targets, val_fraction, split_seed)
-            splits["val"], splits["train"] = splits["train"].subset(va), splits["train"].subset(tr)
-            layout = "split (val split off train)"
+            hold_out(splits, sources, "val", val_fraction, split_seed)
+        if "test" not in splits:
+            if not test_fraction:
+                raise no_report_split_error(name, root, "no test/ folder and test_fraction is 0")
+            hold_out(splits, sources, "test", test_fraction, split_seed, stream=1)
     elif dirs:
         raise DataError(f"{name} data root {str(root)!r} has {', '.join(d.name for d in dirs.values())}/ but no "
                         f"train/ folder; accepted layouts:\n{layouts}")
     else:
         samples, skipped = class_folder_samples(root, ignore_unknown=ignore_unknown, notes=notes)
-        tr, va = stratified_split(samples.targets, val_fraction, split_seed)
-        splits = {"train": samples.subset(tr), "val": samples.subset(va)}
+        if not len(samples):
+            notes.warn(root)
+            raise missing_root_error(root, name, layouts, "holds no images in class folders "
+                                     f"(accepted class names: {accepted_names()})")
+        if not test_fraction:
+            raise no_report_split_error(name, root, "the unsplit layout needs test_fraction > 0")
+        splits = {"train": samples}
+        hold_out(splits, sources, "val", val_fraction, split_seed, where="all images")
+        hold_out(splits, sources, "test", test_fraction, split_seed, of_total=len(samples), stream=1,
+                 where="the rest")
+        sources["train"] = "the rest"
         layout = "unsplit"
     notes.warn(root)
     if not sum(len(s) for s in splits.values()):
         raise missing_root_error(root, name, layouts, "holds no images in class folders "
                                  f"(accepted class names: {accepted_names()})")
     used_split = layout != "split"
-    return SampleSplits(splits, layout, sorted(set(skipped)), split_seed if used_split else None, notes.counts())
+    return SampleSplits(splits, layout, sorted(set(skipped)), split_seed if used_split else None, notes.counts(),
+                        sources)
 
 
 def class_counts(targets) -> dict[str, int]:

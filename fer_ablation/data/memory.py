@@ -2,7 +2,8 @@
 
 Each split is decoded once into ``cache_dir/tensors/<key>.npy`` (uint8 [N, C, S, S], memory-mappable) plus
 ``<key>.json`` (kept sample indices, paths as :func:`~fer_ablation.data.folders.display_path` writes them, targets,
-skipped files), both written atomically. The key hashes the decoding settings, ``decode.DECODE_VERSION`` and the
+skipped files, the :func:`~fer_ablation.data.decode.pixel_hash` of every kept image for the duplicate guard), both
+written atomically. The key hashes the decoding settings, ``decode.DECODE_VERSION`` and the
 files' identity (paths as bytes, sizes, mtimes and labels; for csv rows the pixel bytes), so a changed, added or
 removed file, or a change to decoding, invalidates it. The DataLoader path keeps only the json (``checks/<key>.json``)
 so unreadable files are found once, up front, in both paths.
@@ -34,7 +35,7 @@ from fer_ablation.data.decode import decode_samples
 from fer_ablation.data.folders import Samples, display_path
 from fer_ablation.records import atomic_file, write_atomic
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: pixel hashes stored with every split
 MEMORY_LIMIT_BYTES = 4 * 2**30  # in_memory: auto uses the tensor cache below this size
 
 
@@ -76,6 +77,14 @@ class DecodedSplit:
     skipped: list[tuple[str, str]]
     reused: bool
     cache_file: Path
+    hashes: list[str]  # decode.pixel_hash of each kept sample (before resizing), in the order of ``samples``
+
+    def subset(self, rows) -> "DecodedSplit":
+        """Only ``rows`` (positions in this split), in that order; the images are copied out of the memmap."""
+        rows = list(rows)
+        images = None if self.images is None else np.asarray(self.images)[rows]
+        return DecodedSplit(self.samples.subset(rows), images, self.skipped, self.reused, self.cache_file,
+                            [self.hashes[r] for r in rows])
 
 
 def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: int, grayscale: bool,
@@ -88,20 +97,21 @@ def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: i
         meta = json.loads(meta_file.read_text())
         images = np.load(npy_file, mmap_mode="r") if keep_pixels else None
         skipped = [(p, r) for p, r in meta["skipped"]]
-        return DecodedSplit(samples.subset(meta["kept"]), images, skipped, True, npy_file if keep_pixels else meta_file)
+        return DecodedSplit(samples.subset(meta["kept"]), images, skipped, True, npy_file if keep_pixels else meta_file,
+                            list(meta["hashes"]))
 
-    images, kept, skipped = decode_samples(samples, image_size, grayscale, keep_pixels=keep_pixels, desc=desc)
+    images, kept, skipped, hashes = decode_samples(samples, image_size, grayscale, keep_pixels=keep_pixels, desc=desc)
     folder.mkdir(parents=True, exist_ok=True)
     if keep_pixels:
         with atomic_file(npy_file) as f:
             np.save(f, images)
     kept_samples = samples.subset(kept)
     meta = {"kept": kept, "paths": [display_path(p) for p in kept_samples.paths], "targets": kept_samples.targets,
-            "skipped": skipped, "settings": settings, "image_size": image_size, "grayscale": grayscale}
+            "skipped": skipped, "hashes": hashes, "settings": settings, "image_size": image_size, "grayscale": grayscale}
     write_atomic(meta_file, json.dumps(meta))
     if keep_pixels:
         images = np.load(npy_file, mmap_mode="r")
-    return DecodedSplit(kept_samples, images, skipped, False, npy_file if keep_pixels else meta_file)
+    return DecodedSplit(kept_samples, images, skipped, False, npy_file if keep_pixels else meta_file, hashes)
 
 
 def train_shard(permutation: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:

@@ -5,8 +5,8 @@ Layout: ``root/EmoLabel/list_patition_label.txt`` (sic; ``list_partition_label.t
 ``train_00001.jpg 5``, labels 1..7 = surprise, fear, disgust, happiness, sadness, anger, neutral; images in
 ``root/Image/aligned/<stem>_aligned.jpg`` (preferred when that folder exists) or ``root/Image/original/<name>``.
 
-RAF-DB has no held-out test partition beyond ``test_*``: as is usual in the literature, ``test_*`` is the
-validation split (model selection and the reported number), and there is no test split.
+Splits: ``test_*`` (the official test partition) is the ``test`` split, the reported one; the checkpoint is
+selected on ``val``, a stratified hold-out of ``train_*`` (``val_fraction``, ``split_seed``), never on test.
 A listed image that is missing on disk is skipped like an unreadable file (counted in ``skipped_files``).
 """
 
@@ -16,18 +16,18 @@ import os
 from pathlib import Path
 
 from fer_ablation.data.errors import DataError
-from fer_ablation.data.folders import SampleSplits, Samples, missing_root_error
+from fer_ablation.data.folders import SampleSplits, Samples, hold_out, missing_root_error
 from fer_ablation.data.labels import CLASS_TO_INDEX, rafdb_class
 
 LIST_FILES = ("list_patition_label.txt", "list_partition_label.txt")
-PREFIX_TO_SPLIT = {"train": "train", "test": "val"}
+PREFIX_TO_SPLIT = {"train": "train", "test": "test"}
 RAFDB_LAYOUTS = (
     "  <root>/EmoLabel/list_patition_label.txt  (lines 'train_00001.jpg 5', labels 1..7)\n"
     "  <root>/Image/aligned/train_00001_aligned.jpg  or  <root>/Image/original/train_00001.jpg"
 )
 
 
-def rafdb_samples(root) -> SampleSplits:
+def rafdb_samples(root, *, val_fraction: float = 0.1, split_seed: int = 0) -> SampleSplits:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise missing_root_error(root, "rafdb", RAFDB_LAYOUTS)
@@ -35,7 +35,7 @@ def rafdb_samples(root) -> SampleSplits:
     if list_file is None:
         raise missing_root_error(root, "rafdb", RAFDB_LAYOUTS, "has no EmoLabel/list_patition_label.txt")
     aligned = (root / "Image" / "aligned").is_dir()
-    splits = {"train": Samples(), "val": Samples()}
+    splits = {"train": Samples(), "test": Samples()}
     # names are file names: decoded as the file system does, so bytes that are not UTF-8 still find their file
     for line_num, line in enumerate(os.fsdecode(list_file.read_bytes()).splitlines(), start=1):
         if not line.strip():
@@ -54,7 +54,9 @@ def rafdb_samples(root) -> SampleSplits:
             path = root / "Image" / "original" / name
         splits[split].paths.append(str(path))
         splits[split].targets.append(CLASS_TO_INDEX[rafdb_class(code, source=where)])
-    if not len(splits["train"]) or not len(splits["val"]):
+    if not len(splits["train"]) or not len(splits["test"]):
         raise DataError(f"{list_file}: needs train_* and test_* entries, found "
-                        f"{len(splits['train'])} train and {len(splits['val'])} test")
-    return SampleSplits(splits, "aligned" if aligned else "original")
+                        f"{len(splits['train'])} train and {len(splits['test'])} test")
+    sources = {"train": f"train_* of {list_file.name}", "test": f"test_* of {list_file.name}"}
+    hold_out(splits, sources, "val", val_fraction, split_seed, where="train_*")
+    return SampleSplits(splits, "aligned" if aligned else "original", split_seed=split_seed, sources=sources)

@@ -62,7 +62,8 @@ SUPERSAMPLE = 4
 
 # The probe's defaults are those of `data=synthetic` (conf/data/synthetic.yaml), the one place they are written.
 DEFAULT_KNOBS: dict = {k: v for k, v in data_defaults("synthetic").items()
-                       if k in ("n_images", "n_val", "image_size", "clutter", "face_scale", "seed", "grayscale")}
+                       if k in ("n_images", "n_val", "n_test", "image_size", "clutter", "face_scale", "seed",
+                                "grayscale")}
 DEFAULT_KNOBS["face_scale"] = tuple(DEFAULT_KNOBS["face_scale"])
 
 # Difficulty: tuned so that the default CPU budget (conf/config.yaml: from-scratch ResNet50, 48 px, batch 16,
@@ -118,7 +119,7 @@ _U = np.linspace(-1.0, 1.0, 17)   # parameter along eyes, brows and lips
 
 # ----------------------------------------------------------------------------------------------------- knobs ---
 
-def check_knobs(*, n_images, n_val, image_size, clutter, face_scale, seed, grayscale) -> dict:
+def check_knobs(*, n_images, n_val, image_size, clutter, face_scale, seed, grayscale, n_test=0) -> dict:
     """Validate the knobs; return them normalised (plain ints/floats/tuple). Raises DataError naming the value."""
     try:
         lo, hi = (float(v) for v in face_scale)
@@ -135,7 +136,9 @@ def check_knobs(*, n_images, n_val, image_size, clutter, face_scale, seed, grays
         raise DataError(f"n_images must be at least {len(CLASSES)} (one per class), got {n_images}")
     if not 0 <= int(n_val) < int(n_images):
         raise DataError(f"n_val must satisfy 0 <= n_val < n_images = {n_images}, got {n_val}")
-    return {"n_images": int(n_images), "n_val": int(n_val), "image_size": int(image_size),
+    if int(n_test) < 0:
+        raise DataError(f"n_test must be >= 0 (images of the report split test), got {n_test}")
+    return {"n_images": int(n_images), "n_val": int(n_val), "n_test": int(n_test), "image_size": int(image_size),
             "clutter": float(clutter), "face_scale": (lo, hi), "seed": int(seed), "grayscale": bool(grayscale)}
 
 
@@ -144,9 +147,11 @@ def _render_knobs(knobs: dict) -> dict:
     return {k: knobs[k] for k in ("image_size", "clutter", "face_scale", "seed", "grayscale")}
 
 
-def split_indices(n_images: int, n_val: int) -> dict[str, list[int]]:
-    """Stratified split: image i has class i % 7; each class gives the last of its images to val, with per-class
-    val counts proportional to class sizes (largest remainder, ties to the lower class index)."""
+def split_indices(n_images: int, n_val: int, n_test: int = 0) -> dict[str, list[int]]:
+    """Stratified split of images 0..n_images-1: image i has class i % 7; each class gives the last of its images
+    to val, with per-class val counts proportional to class sizes (largest remainder, ties to the lower class
+    index). The report split test is n_test further images, n_images..n_images+n_test-1 (classes as balanced as
+    i % 7 makes them), so adding it leaves every train and val image as it was."""
     per_class = [list(range(c, n_images, len(CLASSES))) for c in range(len(CLASSES))]
     exact = [n_val * len(ix) / n_images for ix in per_class]
     quota = [int(q) for q in exact]
@@ -155,7 +160,10 @@ def split_indices(n_images: int, n_val: int) -> dict[str, list[int]]:
         quota[c] += 1
     train = sorted(i for ix, q in zip(per_class, quota) for i in ix[: len(ix) - q])
     val = sorted(i for ix, q in zip(per_class, quota) for i in ix[len(ix) - q:])
-    return {"train": train, "val": val}
+    splits = {"train": train, "val": val}
+    if n_test:
+        splits["test"] = list(range(n_images, n_images + n_test))
+    return splits
 
 
 # --------------------------------------------------------------------------------------------------- drawing ---
@@ -465,19 +473,20 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def generate(out_dir, *, n_images=1880, n_val=379, image_size=48, clutter=0.5, face_scale=(0.6, 0.9), seed=0,
-             grayscale=True) -> dict:
-    """Write ``out_dir/{train,val}/<class>/<index:05d>.png`` and ``out_dir/probe.json`` (knobs, version, counts).
+def generate(out_dir, *, n_images=1880, n_val=379, n_test=0, image_size=48, clutter=0.5, face_scale=(0.6, 0.9),
+             seed=0, grayscale=True) -> dict:
+    """Write ``out_dir/{train,val,test}/<class>/<index:05d>.png`` (test when ``n_test``) and ``out_dir/probe.json``
+    (knobs, version, counts).
 
     Returns a summary: ``knobs``, ``version``, ``counts`` ({split: {class: n}}), ``seconds``.
     """
-    knobs = check_knobs(n_images=n_images, n_val=n_val, image_size=image_size, clutter=clutter,
+    knobs = check_knobs(n_images=n_images, n_val=n_val, n_test=n_test, image_size=image_size, clutter=clutter,
                         face_scale=face_scale, seed=seed, grayscale=grayscale)
     start = time.perf_counter()
     out_dir = Path(out_dir)
     render_knobs = _render_knobs(knobs)
     counts = {}
-    for split, indices in split_indices(knobs["n_images"], knobs["n_val"]).items():
+    for split, indices in split_indices(knobs["n_images"], knobs["n_val"], knobs["n_test"]).items():
         counts[split] = {name: 0 for name in CLASSES}
         for name in CLASSES:
             (out_dir / split / name).mkdir(parents=True, exist_ok=True)
@@ -505,13 +514,13 @@ def cache_key(**knobs) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _is_complete(root: Path, n_images: int) -> bool:
+def _is_complete(root: Path, n_files: int) -> bool:
     try:
         record = json.loads((root / "probe.json").read_text())
     except (OSError, ValueError):
         return False
     expected = sum(sum(c.values()) for c in record.get("counts", {}).values())
-    return expected == n_images and sum(1 for _ in root.glob("*/*/*.png")) == n_images
+    return expected == n_files and sum(1 for _ in root.glob("*/*/*.png")) == n_files
 
 
 def ensure_synthetic(cache_dir, **knobs) -> Path:
@@ -522,19 +531,20 @@ def ensure_synthetic(cache_dir, **knobs) -> Path:
     """
     knobs = check_knobs(**{**DEFAULT_KNOBS, **knobs})
     root = Path(cache_dir).expanduser() / "synthetic" / cache_key(**knobs)
-    if _is_complete(root, knobs["n_images"]):
+    n_files = knobs["n_images"] + knobs["n_test"]
+    if _is_complete(root, n_files):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
-        log.info("probe set: generating %d images (%s) into %s", knobs["n_images"], _describe(knobs), root)
+        log.info("probe set: generating %d images (%s) into %s", n_files, _describe(knobs), root)
         summary = generate(tmp, **knobs)
         log.info("probe set: generated in %.1f s", summary["seconds"])
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp, root)
     except OSError:
-        if not _is_complete(root, knobs["n_images"]):  # not a lost race with another process
+        if not _is_complete(root, n_files):  # not a lost race with another process
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -569,13 +579,15 @@ def contact_sheet(out_png, *, per_class: int = 6, zoom: int = 2, image_size: int
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fer_ablation.data.synthetic",
-        description="Generate the synthetic facial-expression probe: train/<class>/*.png and val/<class>/*.png "
+        description="Generate the synthetic facial-expression probe: train/, val/ and test/<class>/*.png "
                     "(stratified split) plus probe.json, and/or a contact sheet of samples.")
     parser.add_argument("--out", type=Path, help="output folder for the image folders")
     parser.add_argument("--seed", type=int, default=DEFAULT_KNOBS["seed"], help="random seed (default: %(default)s)")
     parser.add_argument("--n", type=int, default=DEFAULT_KNOBS["n_images"], help="total images (default: %(default)s)")
     parser.add_argument("--n-val", type=int, default=DEFAULT_KNOBS["n_val"],
                         help="validation images, split stratified by class (default: %(default)s)")
+    parser.add_argument("--n-test", type=int, default=DEFAULT_KNOBS["n_test"],
+                        help="report-split images, after the --n images (default: %(default)s)")
     parser.add_argument("--size", type=int, default=DEFAULT_KNOBS["image_size"],
                         help="image side in pixels, >= 16 (default: %(default)s)")
     parser.add_argument("--clutter", type=float, default=DEFAULT_KNOBS["clutter"],
@@ -590,7 +602,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.out is None and args.contact_sheet is None:
         parser.error("give --out DIR and/or --contact-sheet PNG")
-    knobs = {"n_images": args.n, "n_val": args.n_val, "image_size": args.size, "clutter": args.clutter,
+    knobs = {"n_images": args.n, "n_val": args.n_val, "n_test": args.n_test, "image_size": args.size, "clutter": args.clutter,
              "face_scale": tuple(args.face_scale), "seed": args.seed, "grayscale": not args.rgb}
     try:
         check_knobs(**knobs)
@@ -598,14 +610,14 @@ def main(argv=None) -> int:
         parser.error(str(err))
     if args.out is not None:
         summary = generate(args.out, **knobs)
-        print(f"wrote {args.n} images to {args.out} in {summary['seconds']:.1f} s  ({_describe(summary['knobs'])})")
-        train, val = summary["counts"]["train"], summary["counts"]["val"]
-        print(f"{'class':<10} {'train':>6} {'val':>6}")
+        print(f"wrote {args.n + args.n_test} images to {args.out} in {summary['seconds']:.1f} s  ({_describe(summary['knobs'])})")
+        counts = summary["counts"]
+        print(f"{'class':<10}" + "".join(f" {split:>6}" for split in counts))
         for name in CLASSES:
-            print(f"{name:<10} {train[name]:>6} {val[name]:>6}")
-        print(f"{'total':<10} {sum(train.values()):>6} {sum(val.values()):>6}")
+            print(f"{name:<10}" + "".join(f" {c[name]:>6}" for c in counts.values()))
+        print(f"{'total':<10}" + "".join(f" {sum(c.values()):>6}" for c in counts.values()))
     if args.contact_sheet is not None:
-        knobs.pop("n_images"), knobs.pop("n_val")
+        knobs.pop("n_images"), knobs.pop("n_val"), knobs.pop("n_test")
         print(f"wrote contact sheet {contact_sheet(args.contact_sheet, **knobs)}")
     return 0
 

@@ -1,6 +1,6 @@
 """The paper's claims (experiments/<ablation>.yaml `claims:`) tested over seeds: claims.md and claims.csv.
 
-Every claim compares one configuration with one or more others on validation accuracy. Each
+Every claim compares one configuration with one or more others on report-split accuracy. Each
 comparison is a seed-level paired test (`stats.seed_test`: differences paired by seed number, their
 mean and Student t 95 % CI, two-sided paired t-test). The claims report is one family of tests per
 data group: the Holm-Bonferroni adjustment runs over every distinct comparison the claims make
@@ -146,7 +146,7 @@ def claim_frames(runs: list[Run], ablation: experiments.Ablation, select: str = 
     """(one row per claim and data group, one row per comparison and data group)."""
     claim_rows, comparison_rows = [], []
     for key, cells, _ in group_cells(runs, ablation):
-        where = {"group": key[0], "data": key[1], "image_size": key[2]}
+        where = {"group": key[0], "data": key[1], "image_size": key[2], "fingerprint": key[3]}
         comparisons: dict[tuple, Comparison] = {}
         for claim in ablation.claims:
             for over in claim.over:
@@ -199,12 +199,12 @@ def _comparison_columns(c: Comparison, ablation: experiments.Ablation) -> dict:
 
 
 COMPARISON_COLUMNS = [
-    "group", "data", "image_size", "model", "over", "paper_evidence", "paper_effect_pp", "effect_pp", "ci_low_pp",
+    "group", "data", "image_size", "fingerprint", "model", "over", "paper_evidence", "paper_effect_pp", "effect_pp", "ci_low_pp",
     "ci_high_pp", "sd_pp", "seed_pairs", "seeds", "seed_differences_pp", "p", "p_permutation", "p_holm",
     "comparison_verdict", "seeds_needed", "why", "holm_m",
 ]
 CLAIM_COLUMNS = [
-    "group", "data", "image_size", "name", "claim", "rule", "compares", "verdict", "seeds_needed", "over",
+    "group", "data", "image_size", "fingerprint", "name", "claim", "rule", "compares", "verdict", "seeds_needed", "over",
     "paper_evidence", "paper_effect_pp", "effect_pp", "ci_low_pp", "ci_high_pp", "sd_pp", "seed_pairs", "seeds",
     "seed_differences_pp", "p", "p_permutation", "p_holm", "comparison_verdict", "why", "holm_m", "comparisons",
 ]

@@ -6,14 +6,16 @@ the run folders' records and experiments/<ablation>.yaml -- no torch -- so it ru
 A RUN_DIR is a run folder or any folder above run folders (searched recursively for metrics.json);
 by default ./outputs and ./multirun. Writes <table>.{md,csv,tex} for every table of the ablation file,
 summary.md and claims.{md,csv} (the paper's claims tested over seeds) into --out, and with --figures
-the curves and confusion matrices into that folder.
+the curves and confusion matrices into that folder. A RUN_DIR that does not exist, or no run folder
+at all, exits with status 2 and writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from fer_ablation.report.tables import SELECT, collect
+from fer_ablation.report.tables import SELECT, NoRunsError, collect
 
 
 def main(argv=None) -> int:
@@ -26,7 +28,12 @@ def main(argv=None) -> int:
     parser.add_argument("--wandb", action="store_true", help="also log the tables to an offline W&B run")
     parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (default: %(default)s)")
     args = parser.parse_args(argv)
-    frames = collect(args.run_dirs or None, args.out, args.ablation, args.select, args.figures, args.wandb, args.n_boot)
+    try:
+        frames = collect(args.run_dirs or None, args.out, args.ablation, args.select, args.figures, args.wandb,
+                         args.n_boot)
+    except NoRunsError as err:
+        print(f"collect: {err}", file=sys.stderr)
+        return 2
     status = frames["runs"]["status"].value_counts().to_dict()
     print(f"collect: {len(frames['runs'])} runs ({', '.join(f'{n} {s}' for s, n in sorted(status.items())) or 'none found'})")
     tables = ",".join(name for name in frames if name not in ("runs", "claims", "comparisons"))

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fer_ablation import experiments  # noqa: E402
-from fer_ablation.report.grouping import completed_per_seed, data_groups, group_tag, group_title  # noqa: E402
+from fer_ablation.report.grouping import completed_per_seed, data_groups, group_tag, group_title, runs_in_group  # noqa: E402
 from fer_ablation.report.runs import Run  # noqa: E402
 
 FULL = "full"
@@ -81,17 +81,17 @@ def curves(runs: list[Run], ablation: experiments.Ablation, key: tuple, path: Pa
 
 
 def confusion_counts(runs: list[Run], num_classes: int) -> np.ndarray:
-    """Confusion counts [true, predicted] on the validation split, summed over the runs."""
+    """Confusion counts [true, predicted] on each run's report split, summed over the runs."""
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)
     for run in runs:
-        val = run.split_predictions("val")
+        val = run.split_predictions(run.report_split)
         np.add.at(counts, (val["target"].to_numpy(), val["pred"].to_numpy()), 1)
     return counts
 
 
 def confusion(runs: list[Run], ablation: experiments.Ablation, key: tuple, configuration: str, path: Path) -> None:
     classes = runs[0].classes
-    largest = max(int(r.split_predictions("val")[["target", "pred"]].max().max()) for r in runs)
+    largest = max(int(r.split_predictions(r.report_split)[["target", "pred"]].max().max()) for r in runs)
     classes = classes + [str(i) for i in range(len(classes), largest + 1)]
     counts = confusion_counts(runs, len(classes))
     support = counts.sum(axis=1, keepdims=True)
@@ -107,7 +107,7 @@ def confusion(runs: list[Run], ablation: experiments.Ablation, key: tuple, confi
     ax.set_yticks(range(len(classes)), classes)
     ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(f"{ablation.label_of(configuration)}, {group_title(key)}\n"
-                 f"validation, {len(runs)} seed(s), {int(counts.sum())} predictions; % of true class", fontsize=9)
+                 f"{'/'.join(sorted({r.report_split for r in runs}))} split, {len(runs)} seed(s), {int(counts.sum())} predictions; % of true class", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -124,7 +124,7 @@ def make_figures(runs: list[Run], out_dir, ablation: experiments.Ablation | None
     for key in data_groups(done):
         if key[1] is None:
             break
-        in_group = [r for r in done if r.group_key == key]
+        in_group = runs_in_group(done, key)
         tag = group_tag(key)
         curves(in_group, ablation, key, out / f"curves_{tag}.png", report)
         for configuration in ablation.configurations:

@@ -1,47 +1,138 @@
 """Data groups and cells: which runs a table row summarises.
 
-A data group is the run's `group` label (metrics.json or .hydra/config.yaml) with its data set and
-image size; groups are kept apart in separate sections, never averaged together. Within a group a
-cell is one configuration's runs, one completed run per seed (the newest when a seed was rerun).
+A data group is the run's `group` label (metrics.json or .hydra/config.yaml) with its data set, image
+size and fingerprint (the data, recipe and initial weights, `fer_ablation.fingerprint`); groups are
+kept apart in separate sections, never averaged together or paired. Runs of one label whose
+fingerprints differ become separate groups whose titles say what differs. Within a group a cell is
+one configuration's runs, one completed run per seed (the newest when a seed was rerun).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 
 from fer_ablation import records
-from fer_ablation.report.runs import Run
+from fer_ablation.fingerprint import flatten
+from fer_ablation.report.runs import LEGACY, LEGACY_NOTE, Run
 
-NO_GROUP = ("", None, None)  # the one section of a report without any readable run
+SHOWN_DIFFERENCES = 4  # fingerprint fields named in a group title when runs of one label differ
+
+
+class GroupKey(NamedTuple):
+    """A data group: `Run.group_key` (label, data, size, fingerprint) plus `variant`, what sets this group
+    apart from the groups of the same label ("" when the label has one fingerprint)."""
+
+    label: str
+    data: str | None
+    size: int | None
+    fingerprint: str | None
+    variant: str = ""
+
+    @property
+    def base(self) -> tuple:
+        return tuple(self[:4])
+
+
+NO_GROUP = GroupKey("", None, None, None)  # the one section of a report without any readable run
 
 
 def group_title(key: tuple) -> str:
-    label, data, size = key
+    label, data, size = key[:3]
     if data is None:
         return "no runs found"
     where = f"{data}, {size}x{size} px"
-    return f"{label} ({where})" if label else where
+    title = f"{label} ({where})" if label else where
+    variant = key[4] if len(key) > 4 else ""
+    return f"{title} [{variant}]" if variant else title
 
 
 def group_tag(key: tuple) -> str:
-    """A file-name-safe name of a data group: its label, else `<data>_<size>px`."""
-    label, data, size = key
-    return re.sub(r"[^\w.-]+", "_", label or f"{data}_{size}px")
+    """A file-name-safe name of a data group: its label, else `<data>_<size>px`; with the fingerprint's hash
+    when the label has several."""
+    label, data, size = key[:3]
+    tag = label or f"{data}_{size}px"
+    if len(key) > 4 and key[4]:
+        tag += f"_{key[3]}"
+    return re.sub(r"[^\w.-]+", "_", tag)
 
 
-def data_groups(runs: list[Run]) -> list[tuple]:
-    keys = sorted({r.group_key for r in runs if r.group_key is not None})
-    return keys or [NO_GROUP]
+def _variants(runs: list[Run], bases: list[tuple]) -> dict[tuple, str]:
+    """For the bases sharing (label, data, size): the fingerprint fields whose values differ, as text."""
+    fields = {}
+    for run in runs:
+        if run.group_key is not None:
+            fields.setdefault(run.group_key, flatten(run.fingerprint_fields))
+    out = {}
+    for base in bases:
+        siblings = [b for b in bases if b[:3] == base[:3]]
+        if len(siblings) == 1:
+            continue
+        if base[3] == LEGACY:
+            out[base] = LEGACY_NOTE
+            continue
+        others = [fields[b] for b in siblings if b != base and b[3] != LEGACY]
+        mine = fields[base]
+        differs = sorted(k for k in set(mine).union(*others) if any(o.get(k) != mine.get(k) for o in others))
+        shown = [f"{k}={mine.get(k)}" for k in differs[:SHOWN_DIFFERENCES]]
+        more = len(differs) - len(shown)
+        out[base] = ", ".join(shown + ([f"{more} more"] if more > 0 else [])) or f"fingerprint {base[3]}"
+    return out
+
+
+def data_groups(runs: list[Run]) -> list[GroupKey]:
+    bases = sorted({r.group_key for r in runs if r.group_key is not None})
+    variants = _variants(runs, bases)
+    return [GroupKey(*b, variants.get(b, "")) for b in bases] or [NO_GROUP]
+
+
+def runs_in_group(runs: list[Run], key: tuple) -> list[Run]:
+    return [r for r in runs if r.group_key is not None and r.group_key == tuple(key[:4])]
 
 
 def in_group(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
-    """The rows of a table frame (columns group, data, image_size) that belong to data group `key`."""
+    """The rows of a table frame (columns group, data, image_size, fingerprint) that belong to data group `key`."""
     if key[1] is None:
         return df
-    return df[(df["group"] == key[0]) & (df["data"] == key[1]) & (df["image_size"] == key[2])]
+    return df[(df["group"] == key[0]) & (df["data"] == key[1]) & (df["image_size"] == key[2])
+              & (df["fingerprint"] == key[3])]
+
+
+def group_notes(runs: list[Run]) -> list[str]:
+    """What a group's tables rest on: the report and selection splits, duplicates dropped, legacy records."""
+    done = [r for r in runs if r.status == "completed"]
+    if not done:
+        return []
+    if all(r.legacy for r in done):
+        return [f"Report split: val (n = {_sizes(done, 'val')}); {LEGACY_NOTE}, so its numbers are optimistic."]
+    report = sorted({r.report_split for r in done})
+    sources = sorted({str(r.metrics["splits"].get(s, {}).get("source")) for r in done for s in report})
+    notes = [f"Report split: {', '.join(report)} ({'; '.join(sources)}; n = {_sizes(done, *report)}); "
+             f"checkpoint selected on val ({'; '.join(sorted({str(r.metrics['splits']['val'].get('source')) for r in done}))})."]
+    dups = {}
+    for run in done:
+        for split, d in (run.metrics.get("duplicates") or {}).items():
+            n = (d.get("of_train") or 0) + (d.get("of_val") or 0) if isinstance(d, dict) else 0
+            if n:
+                dups.setdefault(split, set()).add((n, d.get("different_label", 0), d.get("dropped", 0)))
+    for split, counts in sorted(dups.items()):
+        text = " or ".join(f"{n} ({relabelled} with a different label), {dropped} dropped"
+                           for n, relabelled, dropped in sorted(counts))
+        against = "training images" if split == "val" else "training or val images"
+        notes.append(f"Duplicates: {text} of the {split} images are identical to {against}.")
+    within = sorted({(r.metrics.get("duplicates") or {}).get("train", {}).get("within", 0) for r in done} - {0})
+    if within:
+        notes.append(f"Duplicates inside train: {' or '.join(map(str, within))} repeated images (counted only).")
+    return notes
+
+
+def _sizes(runs: list[Run], *splits) -> str:
+    sizes = sorted({int(r.metrics.get("splits", {}).get(s, {}).get("n") or (r.scores(s) or {}).get("n") or 0)
+                    for r in runs for s in splits})
+    return " or ".join(map(str, sizes))
 
 
 def seed_key(seed):

@@ -12,16 +12,18 @@ import pandas as pd
 
 from fer_ablation import experiments, stats
 from fer_ablation.report.claims import RULE_TEXT
-from fer_ablation.report.grouping import data_groups, group_title, in_group
+from fer_ablation.report.grouping import data_groups, group_notes, group_title, in_group, runs_in_group
 from fer_ablation.report.runs import Run
 from fer_ablation.report.statistics import format_p
 
 STATISTICS_METHOD = """\
-Every metric is computed over the whole validation split (no per-batch averaging) and shown in
-percent as mean ± sample standard deviation (ddof = 1) over the completed seeds; "Seeds" counts
+Every metric is computed over the whole report split (no per-batch averaging; the split named under
+each group's heading, which the checkpoint was not selected on: runs select on val and report on
+test, or FER2013's PrivateTest with data.report_split=private; legacy records reported val, the
+selection split) and shown in percent as mean ± sample standard deviation (ddof = 1) over the completed seeds; "Seeds" counts
 them against the seeds seen in the data group. The accuracy 95 % CI is a Student t-interval over
 the seeds ("t") when there are at least two, else the Wilson score interval of the single run's
-accuracy over the validation samples ("Wilson").
+accuracy over the report-split samples ("Wilson").
 
 **The verdict is over seeds.** Δ Acc is the accuracy difference to the baseline row on the same
 data for each seed pair (paired by seed number), listed per seed, with its mean and the Student t
@@ -35,11 +37,11 @@ freedom). The CSV holds the same columns for macro F1 (delta_f1_*, p_f1_*, signi
 claims.md tests the paper's claims the same way (its own note gives the rules).
 
 **Per-seed diagnostics for fixed trained models** (below each data group, not a verdict): a paired
-bootstrap over the validation samples ({n_boot:,} resamples, RNG seed 0; one resample of the sample
+bootstrap over the report-split samples ({n_boot:,} resamples, RNG seed 0; one resample of the sample
 indices is applied to every seed pair; percentile CI; two-sided p from inverting the percentile
-interval; samples matched by validation index, targets checked equal) and McNemar's exact test per
+interval; samples matched by report-split index, targets checked equal; with --select last, the last epoch's predictions) and McNemar's exact test per
 seed pair (two-sided binomial on the discordant samples: b = only the baseline right, c = only the
-model right). Both hold the trained models fixed: they measure noise from the validation sample,
+model right). Both hold the trained models fixed: they measure noise from the report sample,
 not from retraining, so a difference that flips sign between seeds can still look significant there.
 """
 
@@ -100,7 +102,8 @@ def verdict_note(df: pd.DataFrame) -> str:
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The human-readable table (strings) of one data group's rows."""
-    has_test = bool((df["test_n_seeds"] > 0).any())
+    has_second = bool((df["second_n_seeds"] > 0).any())
+    second = ", ".join(sorted({s for s in df["second_split"] if s}))
     has_paper_prf = bool(df[["paper_precision_pct", "paper_recall_pct", "paper_f1_pct"]].notna().any().any())
     out = []
     for _, r in df.iterrows():
@@ -116,8 +119,8 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
         d["F1 %"] = _pm(r["f1_pct"], r["f1_std_pct"])
         if has_paper_prf:
             d["Paper P / R / F1"] = " / ".join(_num(r[f"paper_{m}_pct"], ".2f") for m in ("precision", "recall", "f1"))
-        if has_test:
-            d["Test Acc %"] = _pm(r["test_accuracy_pct"], r["test_accuracy_std_pct"])
+        if has_second:
+            d[f"{second} Acc %"] = _pm(r["second_accuracy_pct"], r["second_accuracy_std_pct"])
         if r["is_baseline"]:
             for column in ("Δ Acc (pp)", "Δ per seed", "Δ 95% CI", "p", "Holm p", "Sig."):
                 d[column] = "baseline" if column == "Δ Acc (pp)" else "—"
@@ -196,9 +199,9 @@ def summary(frames: dict, runs: list[Run], ablation: experiments.Ablation, selec
         f"{select}-epoch metrics; experiment file `experiments/{ablation.name}.yaml`.", "",
     ]
     if select != "best":
-        lines += ["Paired tests use predictions.csv, which holds the best-epoch model's predictions.", ""]
+        lines += ["Paired tests use predictions_last.csv, the last epoch's predictions.", ""]
     for key in data_groups(runs):
-        lines += [f"## {group_title(key)}", ""]
+        lines += [f"## {group_title(key)}", "", *_notes_lines(runs, key)]
         for table in ablation.tables:
             lines += [f"### {table.title}", "", markdown(display_frame(in_group(frames[table.name], key))), ""]
         lines += ["### Per-seed diagnostics for fixed trained models (not the verdict)", "",
@@ -216,6 +219,11 @@ def summary(frames: dict, runs: list[Run], ablation: experiments.Ablation, selec
     return "\n".join(lines) + "\n"
 
 
+def _notes_lines(runs: list[Run], key: tuple) -> list[str]:
+    notes = group_notes(runs_in_group(runs, key))
+    return [*notes, ""] if notes else []
+
+
 def write_tables(frames: dict, runs: list[Run], ablation: experiments.Ablation, out_dir: Path | str, select: str,
                  run_count: int, figures: list | None = None, n_boot: int = 10_000) -> list[Path]:
     """Write <table>.{md,csv,tex} for every table of the ablation file, summary.md and, when the file
@@ -226,14 +234,17 @@ def write_tables(frames: dict, runs: list[Run], ablation: experiments.Ablation, 
     written = []
     for table in ablation.tables:
         df = frames[table.name]
-        md = [f"# {table.title}", "", f"Ours: mean ± std over seeds, {select}-epoch validation metrics, percent. "
+        md = [f"# {table.title}", "", f"Ours: mean ± std over seeds, {select}-epoch metrics on the report split "
+              "named under each group (never the split the checkpoint was selected on), percent. "
               "Paper: as published (one run). Statistics: see summary.md.", ""]
         tex = [f"% {table.title} -- generated by python -m fer_ablation.collect; do not edit. Needs booktabs, graphicx."]
         for key in keys:
             rows = in_group(df, key)
             shown = display_frame(rows)
-            md += [f"## {group_title(key)}", "", markdown(shown), "", verdict_note(rows), ""]
-            tex.append(latex(shown, f"{table.title} -- {group_title(key)}", verdict_note(rows)))
+            notes = _notes_lines(runs, key)
+            md += [f"## {group_title(key)}", "", *notes, markdown(shown), "", verdict_note(rows), ""]
+            tex.append(latex(shown, " ".join([f"{table.title} -- {group_title(key)}.", *notes]).strip(),
+                             verdict_note(rows)))
         (out_dir / f"{table.name}.md").write_text("\n".join(md))
         (out_dir / f"{table.name}.tex").write_text("\n\n".join(tex) + "\n")
         df.to_csv(out_dir / f"{table.name}.csv", index=False)
@@ -251,7 +262,7 @@ def claims_markdown(claims: pd.DataFrame, comparisons: pd.DataFrame, ablation: e
                     select: str) -> str:
     """claims.md: one verdict per claim and data group, then every comparison behind them."""
     lines = [f"# The paper's claims, tested over seeds (`experiments/{ablation.name}.yaml`)", "",
-             f"{select}-epoch validation accuracy. Δ: model minus the configuration it is compared with, per seed "
+             f"{select}-epoch report-split accuracy. Δ: model minus the configuration it is compared with, per seed "
              "pair; mean and 95 % Student t CI over the pairs; p: two-sided paired t-test over the pairs; Holm p: "
              "Holm-Bonferroni over every comparison of this report in the data group. Rules:", ""]
     lines += [f"- **{rule}**: {text}." for rule, text in RULE_TEXT.items()]

@@ -6,7 +6,13 @@ A run folder is any folder holding a metrics.json of a training run; the records
 Bad records never raise here: a half-written or
 malformed metrics.json, a completed run without a readable predictions.csv, etc. come back as a Run
 with status "unreadable" and the reason, and a completed run whose metrics.json is not recomputable
-from its predictions.csv with status "inconsistent".
+from its predictions.csv (every split; predictions_last.csv against the last epoch's metrics when present)
+with status "inconsistent".
+
+Split roles: a run's numbers are read on its report split (metrics.json `report_split`, a split whose role in
+`splits` is "report"); the checkpoint was selected on `val`. Records written before split roles (no `splits`,
+no `fingerprint`) are the legacy layout: `val` was both the selection and the report split; they are read, with
+fingerprint "legacy", so they never share a group with newer runs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 # Re-scoring must reproduce metrics.json; float32 metric code differs from float64 by ~1e-7.
 RESCORE_TOL = 1e-5
 DEFAULT_SEARCH = ("outputs", "multirun")
+LEGACY = "legacy"  # the fingerprint of records written before split roles and fingerprints
+LEGACY_NOTE = "legacy run records: val was both the selection and the report split"
 
 
 @dataclass
@@ -43,7 +51,8 @@ class Run:
     status: str
     reason: str | None = None
     metrics: dict = field(default_factory=dict)
-    predictions: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None  # predictions.csv (best epoch)
+    last_predictions: pd.DataFrame | None = None  # predictions_last.csv (last epoch), absent in legacy runs
     overrides: list[str] = field(default_factory=list)
     config: DictConfig | None = None  # .hydra/config.yaml, unresolved
     group: str | None = None  # the run's group label (cfg.group), when it has one
@@ -63,10 +72,36 @@ class Run:
         return self.metrics.get("seed")
 
     @property
+    def legacy(self) -> bool:
+        """Records without split roles: val was both the selection and the report split."""
+        return "splits" not in self.metrics
+
+    @property
+    def report_split(self) -> str:
+        if self.legacy:
+            return "val"
+        name = self.metrics.get("report_split")
+        if name:
+            return str(name)
+        splits = self.metrics["splits"] if isinstance(self.metrics["splits"], dict) else {}
+        return next((s for s, v in splits.items() if isinstance(v, dict) and v.get("role") == "report"), "test")
+
+    @property
+    def fingerprint(self) -> str:
+        fp = self.metrics.get("fingerprint")
+        return str(fp["hash"]) if isinstance(fp, dict) and fp.get("hash") else LEGACY
+
+    @property
+    def fingerprint_fields(self) -> dict:
+        fp = self.metrics.get("fingerprint")
+        return fp.get("fields") or {} if isinstance(fp, dict) else {}
+
+    @property
     def group_key(self) -> tuple | None:
+        """(group label, data set, image size, fingerprint hash): runs are pooled and paired only within one."""
         if self.data is None or self.image_size is None:
             return None
-        return (self.group or "", str(self.data), int(self.image_size))
+        return (self.group or "", str(self.data), int(self.image_size), self.fingerprint)
 
     @property
     def classes(self) -> list[str]:
@@ -81,8 +116,10 @@ class Run:
         block = self.metrics.get(select)
         return block.get(split) if isinstance(block, dict) else None
 
-    def split_predictions(self, split: str = "val") -> pd.DataFrame:
-        p = self.predictions
+    def split_predictions(self, split: str = "val", select: str = "best") -> pd.DataFrame:
+        """The rows of one split of predictions.csv (select="best") or predictions_last.csv ("last"); an empty
+        frame when the run has none."""
+        p = self.predictions if select == "best" else self.last_predictions
         return p[p["split"] == split] if p is not None else pd.DataFrame()
 
     def history(self) -> pd.DataFrame | None:
@@ -169,23 +206,28 @@ def load_run(run_dir, ablation: experiments.Ablation | None = None) -> Run | Non
     if status != "completed":
         return run
     run.status = "unreadable"
-    best = metrics.get("best")
-    if not isinstance(best, dict) or not isinstance(best.get("val"), dict):
-        run.reason = "metrics.json has no best.val metrics"
+    if not run.legacy and not isinstance(metrics["splits"], dict):
+        run.reason = "metrics.json splits is not an object"
         return run
-    absent = [k for k in METRICS if not isinstance(best["val"].get(k), (int, float))]
+    report = run.report_split
+    best = metrics.get("best")
+    if not isinstance(best, dict) or not isinstance(best.get(report), dict):
+        run.reason = f"metrics.json has no best.{report} metrics (the report split)"
+        return run
+    absent = [k for k in METRICS if not isinstance(best[report].get(k), (int, float))]
     if absent:
-        run.reason = f"metrics.json best.val lacks {', '.join(absent)}"
+        run.reason = f"metrics.json best.{report} lacks {', '.join(absent)}"
         return run
     try:
         pred = records.read_predictions_frame(path)
+        last = records.read_predictions_frame(path, "last") if (path / records.PREDICTIONS_LAST).is_file() else None
     except (FileNotFoundError, records.RecordError) as e:
         run.reason = str(e)
         return run
-    if not (pred["split"] == "val").any():
-        run.reason = "predictions.csv has no val rows"
+    if not (pred["split"] == report).any():
+        run.reason = f"predictions.csv has no {report} rows (the report split)"
         return run
-    run.predictions = pred
+    run.predictions, run.last_predictions = pred, last
     run.reason = rescoring_mismatch(run)
     run.status = "inconsistent" if run.reason else "completed"
     return run
@@ -249,27 +291,43 @@ def resolve_configuration(metrics: dict, ablation: experiments.Ablation) -> tupl
         None, f"attention={attention}, stem={stem}, options={options} is not in the experiment file")
 
 
+def _scored_splits(block) -> set:
+    return {s for s, v in block.items() if isinstance(v, dict) and "accuracy" in v} if isinstance(block, dict) else set()
+
+
 def rescoring_mismatch(run: Run) -> str | None:
-    """None when predictions.csv reproduces metrics.json["best"] (val, and test when both have it)."""
+    """None when predictions.csv reproduces metrics.json["best"] on every split either of them has (and
+    predictions_last.csv reproduces metrics.json["last"], when the run wrote it)."""
+    problems = []
+    for select in ("best", "last"):
+        frame = run.predictions if select == "best" else run.last_predictions
+        if frame is not None:
+            problems += _rescoring_problems(run, select, frame)
+    return "; ".join(problems) if problems else None
+
+
+def _rescoring_problems(run: Run, select: str, frame: pd.DataFrame) -> list[str]:
     num_classes = int(run.metrics.get("num_classes") or len(run.classes) or 7)
     problems = []
-    for split in ("val", "test"):
-        saved = run.scores(split, "best")
-        rows = run.split_predictions(split)
+    where = records.PREDICTION_FILES[select]
+    for split in sorted(_scored_splits(run.metrics.get(select)) | set(frame["split"])):
+        saved = run.scores(split, select)
+        rows = frame[frame["split"] == split]
         if saved is None or rows.empty:
-            if split == "test" and (saved is None) != rows.empty:
-                problems.append(f"test split in {'metrics.json' if saved else 'predictions.csv'} only")
+            problems.append(f"{split} split in {f'metrics.json {select}' if saved else where} only")
             continue
+        if select == "last":
+            split = f"last {split}"
         labels = rows[["target", "pred"]]
         if labels.max().max() >= num_classes or labels.min().min() < 0:
             problems.append(f"{split} target/pred outside 0..{num_classes - 1}")
             continue
         recomputed = stats.macro_scores(rows["target"], rows["pred"], num_classes)
         if saved.get("n") is not None and int(saved["n"]) != recomputed["n"]:
-            problems.append(f"{split} n={saved['n']} in metrics.json, {recomputed['n']} rows in predictions.csv")
+            problems.append(f"{split} n={saved['n']} in metrics.json, {recomputed['n']} rows in {where}")
         for key in METRICS:
             if key in saved and abs(float(saved[key]) - recomputed[key]) > RESCORE_TOL:
                 problems.append(
-                    f"{split} {key} {float(saved[key]):.6f} in metrics.json, {recomputed[key]:.6f} from predictions.csv"
+                    f"{split} {key} {float(saved[key]):.6f} in metrics.json, {recomputed[key]:.6f} from {where}"
                 )
-    return "; ".join(problems) if problems else None
+    return problems

@@ -2,7 +2,10 @@
 the baseline, computed with `fer_ablation.stats` from the runs of one cell.
 
 A table frame has one row per (data group, paper row); metrics are in percent, and the paper's
-reported numbers stand beside ours in `paper_*_pct` columns.
+reported numbers stand beside ours in `paper_*_pct` columns. Every number and test is computed on the
+runs' report split (`Run.report_split`, never the split the checkpoint was selected on; `val` only for
+legacy records), from the best or the last epoch (`select`); a second report split (FER2013's
+PublicTest and PrivateTest) is shown in the `second_*` columns.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from fer_ablation import experiments, stats
-from fer_ablation.report.grouping import Cell, data_groups, make_cell, seed_key
-from fer_ablation.report.runs import METRICS, Run
+from fer_ablation.report.grouping import Cell, data_groups, make_cell, runs_in_group, seed_key
+from fer_ablation.report.runs import LEGACY_NOTE, METRICS, Run
 
 SHORT = {"accuracy": "accuracy", "precision_macro": "precision", "recall_macro": "recall", "f1_macro": "f1"}
 
@@ -27,36 +30,45 @@ def format_p(p) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _correct_matrix(runs_by_seed: dict, seeds: list, indices: np.ndarray) -> np.ndarray:
+def _correct_matrix(runs_by_seed: dict, seeds: list, indices: np.ndarray, select: str = "best") -> np.ndarray:
     rows = []
     for seed in seeds:
-        val = runs_by_seed[seed].split_predictions("val").set_index("index").loc[indices]
-        rows.append((val["pred"].to_numpy() == val["target"].to_numpy()))
+        run = runs_by_seed[seed]
+        pred = run.split_predictions(run.report_split, select).set_index("index").loc[indices]
+        rows.append((pred["pred"].to_numpy() == pred["target"].to_numpy()))
     return np.array(rows, dtype=bool)
 
 
-def paired_tests(model: dict, baseline: dict, n_boot: int = 10_000) -> dict:
+def paired_tests(model: dict, baseline: dict, n_boot: int = 10_000, select: str = "best") -> dict:
     """Paired tests of a configuration's completed runs against the baseline's in one data group.
 
-    Seeds are paired by seed number; samples are matched by (split="val", index) over the samples
-    every paired run has, and their targets must agree. Returns the bootstrap result and the
-    per-seed McNemar tests, or a `problem` string when no pairing is possible.
+    Seeds are paired by seed number; samples are matched by (report split, index) over the samples
+    every paired run has, and their targets must agree. `select`: the best epoch's predictions
+    (predictions.csv) or the last epoch's (predictions_last.csv). Returns the bootstrap result and
+    the per-seed McNemar tests, or a `problem` string when no pairing is possible.
     """
     seeds = sorted(set(model) & set(baseline), key=seed_key)
     if not seeds:
         return {"problem": "no seed in common with the baseline"}
-    frames = [r.split_predictions("val").set_index("index")["target"] for s in seeds for r in (model[s], baseline[s])]
+    pairs = [r for s in seeds for r in (model[s], baseline[s])]
+    if len({r.report_split for r in pairs}) > 1:
+        return {"problem": "the runs report different splits"}
+    frames = [r.split_predictions(r.report_split, select).set_index("index")["target"] for r in pairs]
+    if any(f.empty for f in frames):
+        return {"problem": f"no {select}-epoch predictions of the report split in some runs"
+                           + (" (legacy records keep only the best epoch's)" if select == "last" else "")}
     common = functools.reduce(lambda a, b: a.intersection(b), (f.index for f in frames))
     if len(common) == 0:
-        return {"problem": "no validation sample in common with the baseline"}
+        return {"problem": "no report-split sample in common with the baseline"}
     common = np.sort(common.to_numpy())
     reference = frames[0].loc[common].to_numpy()
     for f in frames[1:]:
         differs = np.flatnonzero(f.loc[common].to_numpy() != reference)
         if differs.size:
-            return {"problem": f"targets differ from the baseline's at val index {common[differs[0]]} (different splits?)"}
-    m = _correct_matrix(model, seeds, common)
-    b = _correct_matrix(baseline, seeds, common)
+            return {"problem": f"targets differ from the baseline's at {pairs[0].report_split} index "
+                               f"{common[differs[0]]} (different splits?)"}
+    m = _correct_matrix(model, seeds, common, select)
+    b = _correct_matrix(baseline, seeds, common, select)
     largest = max(len(f) for f in frames)
     return {
         "bootstrap": stats.paired_bootstrap(m, b, n_boot=n_boot),
@@ -81,29 +93,35 @@ class RowSpec:
 
 
 def _seed_scores(out: dict, runs: list[Run], select: str) -> None:
-    val = [r.scores("val", select) or {} for r in runs]
+    val = [r.scores(r.report_split, select) or {} for r in runs]
     for metric in METRICS:
         mean, std = stats.mean_std([v[metric] for v in val if metric in v])
         out[f"{SHORT[metric]}_pct"] = 100 * mean
         out[f"{SHORT[metric]}_std_pct"] = 100 * std
     accuracies = [v["accuracy"] for v in val if "accuracy" in v]
-    n_samples = (val[0].get("n") or len(runs[0].split_predictions("val"))) if len(val) == 1 else None
+    n_samples = (val[0].get("n") or len(runs[0].split_predictions(runs[0].report_split))) if len(val) == 1 else None
     ci = stats.accuracy_ci(accuracies, n_samples)
     out.update(accuracy_ci_low_pct=100 * ci.low, accuracy_ci_high_pct=100 * ci.high, accuracy_ci_method=ci.method)
-    test = [r.scores("test", select)["accuracy"] for r in runs if r.scores("test", select)]
-    mean, std = stats.mean_std(test)
-    out.update(test_accuracy_pct=100 * mean, test_accuracy_std_pct=100 * std, test_n_seeds=len(test))
+    second = {r.path: next((s for s in ("test", "private") if s != r.report_split and r.scores(s, select)), None)
+              for r in runs}
+    names = sorted({s for s in second.values() if s})
+    accuracies = [r.scores(second[r.path], select)["accuracy"] for r in runs if second[r.path]]
+    mean, std = stats.mean_std(accuracies)
+    out.update(report_split=", ".join(sorted({r.report_split for r in runs})), second_split=", ".join(names),
+               second_accuracy_pct=100 * mean, second_accuracy_std_pct=100 * std, second_n_seeds=len(accuracies))
 
 
 def seed_comparison(model: dict, baseline: dict, metric: str = "accuracy", select: str = "best"):
-    """(seeds, stats.SeedTest) of one validation metric over the seeds both cells completed (paired by
+    """(seeds, stats.SeedTest) of one report-split metric over the seeds both cells completed (paired by
     seed number), or ([], None) when they share no seed with the metric."""
+    def score(run):
+        return (run.scores(run.report_split, select) or {}).get(metric)
+
     seeds = [s for s in sorted(set(model) & set(baseline), key=seed_key)
-             if all(metric in (r.scores("val", select) or {}) for r in (model[s], baseline[s]))]
+             if score(model[s]) is not None and score(baseline[s]) is not None]
     if not seeds:
         return [], None
-    return seeds, stats.seed_test([model[s].scores("val", select)[metric] for s in seeds],
-                                  [baseline[s].scores("val", select)[metric] for s in seeds])
+    return seeds, stats.seed_test([score(model[s]) for s in seeds], [score(baseline[s]) for s in seeds])
 
 
 def format_seed_differences(seeds: list, test: stats.SeedTest | None) -> str:
@@ -144,7 +162,7 @@ def _seed_columns(out: dict, notes: list, spec: RowSpec, select: str) -> None:
                              "so the t-test's p is near 0 (are the seeds really different runs?)")
 
 
-def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int) -> None:
+def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int, select: str = "best") -> None:
     """The per-seed diagnostics for fixed trained models: paired bootstrap over samples and McNemar."""
     out.update(
         bootstrap_delta_pp=math.nan, bootstrap_ci_low_pp=math.nan, bootstrap_ci_high_pp=math.nan,
@@ -155,7 +173,7 @@ def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int) -> None:
     if not spec.baseline_cell.completed:
         notes.append("no completed baseline run to compare with")
         return
-    result = paired_tests(spec.cell.completed, spec.baseline_cell.completed, n_boot)
+    result = paired_tests(spec.cell.completed, spec.baseline_cell.completed, n_boot, select)
     if "bootstrap" in result:
         boot = result["bootstrap"]
         out.update(
@@ -201,6 +219,7 @@ def table_row(spec: RowSpec, select: str = "best", n_boot: int = 10_000) -> dict
         "group": spec.group_key[0],
         "data": spec.group_key[1],
         "image_size": spec.group_key[2],
+        "fingerprint": spec.group_key[3],
         "table": spec.table.name,
         "label": spec.row.label,
         "configuration": spec.row.configuration,
@@ -215,8 +234,10 @@ def table_row(spec: RowSpec, select: str = "best", n_boot: int = 10_000) -> dict
     notes = list(spec.cell.notes)
     out["is_baseline"] = spec.is_baseline
     out["paired_seeds"] = 0
+    if any(r.legacy for r in runs):
+        notes.append(LEGACY_NOTE)
     _seed_columns(out, notes, spec, select)
-    _paired_columns(out, notes, spec, n_boot)
+    _paired_columns(out, notes, spec, n_boot, select)
     firsts = {k: next((r.metrics[k] for r in runs if isinstance(r.metrics.get(k), (int, float))), None)
               for k in ("params", "macs")}
     out["params_m"] = firsts["params"] / 1e6 if firsts["params"] is not None else math.nan
@@ -247,7 +268,7 @@ def build_tables(runs: list[Run], ablation: experiments.Ablation, select: str = 
 def group_cells(runs: list[Run], ablation: experiments.Ablation):
     """(data group key, {configuration: Cell}, seeds seen in the group) for every data group."""
     for key in data_groups(runs):
-        group = [r for r in runs if r.group_key == key]
+        group = runs_in_group(runs, key)
         seeds_seen = {r.seed for r in group if r.configuration in ablation.configurations}
         cells = {c: make_cell([r for r in group if r.configuration == c], seeds_seen) for c in ablation.configurations}
         yield key, cells, seeds_seen
@@ -257,15 +278,17 @@ def runs_frame(runs: list[Run], select: str = "best") -> pd.DataFrame:
     """Every run folder read, one row each, with its status and why it is not in the statistics."""
     rows = []
     for r in runs:
-        val = r.scores("val", select) or {}
+        scores = (r.scores(r.report_split, select) or {}) if r.metrics else {}
         rows.append({
             "path": str(r.path), "status": r.status, "reason": r.reason, "group": r.group, "data": r.data,
-            "image_size": r.image_size, "configuration": r.configuration, "unmatched": r.unmatched, "seed": r.seed,
+            "image_size": r.image_size, "fingerprint": r.fingerprint if r.metrics else None,
+            "configuration": r.configuration, "unmatched": r.unmatched, "seed": r.seed,
             "attention": r.metrics.get("attention"), "stem": r.metrics.get("stem"),
-            "accuracy_pct": 100 * val["accuracy"] if "accuracy" in val else math.nan,
+            "report_split": r.report_split if r.metrics else None,
+            "accuracy_pct": 100 * scores["accuracy"] if "accuracy" in scores else math.nan,
             "overrides": " ".join(r.overrides),
         })
     return pd.DataFrame(rows, columns=[
-        "path", "status", "reason", "group", "data", "image_size", "configuration", "unmatched", "seed",
-        "attention", "stem", "accuracy_pct", "overrides",
+        "path", "status", "reason", "group", "data", "image_size", "fingerprint", "configuration", "unmatched",
+        "seed", "attention", "stem", "report_split", "accuracy_pct", "overrides",
     ])

@@ -9,10 +9,14 @@ from fer_ablation import experiments
 from fer_ablation.report import figures as figures_module
 from fer_ablation.report.claims import claim_frames
 from fer_ablation.report.render import write_tables
-from fer_ablation.report.runs import find_run_dirs, load_run
+from fer_ablation.report.runs import DEFAULT_SEARCH, find_run_dirs, load_run
 from fer_ablation.report.statistics import build_tables, runs_frame
 
 SELECT = ("best", "last")
+
+
+class NoRunsError(FileNotFoundError):
+    """A given run path does not exist, or no run folder was found: nothing is written."""
 
 
 def log_wandb(frames: dict, out_dir: Path) -> None:
@@ -35,11 +39,21 @@ def collect(run_dirs=None, out_dir="results/tables", ablation: str = "paper", se
     Keys of the result: one per table of that file (metrics in percent, one row per data group and
     paper row), "claims" and "comparisons" when the file states claims (one row per claim, and per
     comparison, and data group) and "runs" (every run folder read, with its status and reason).
+    Raises NoRunsError, before writing anything, when a path in `run_dirs` does not exist or no run
+    folder is found, so existing tables are never replaced by empty ones.
     """
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}, got {select!r}")
     spec = experiments.load(ablation)
+    missing = [str(p) for p in run_dirs or () if not Path(p).exists()]
+    if missing:
+        raise NoRunsError(f"no such run path: {', '.join(missing)} (expected run folders or folders above them); "
+                          f"nothing written to {out_dir}")
     run_paths = find_run_dirs(run_dirs)
+    if not run_paths:
+        searched = ", ".join(map(str, run_dirs or DEFAULT_SEARCH))
+        raise NoRunsError(f"no run folder (a folder holding metrics.json) under {searched}; "
+                          f"nothing written to {out_dir}")
     runs = [r for r in (load_run(p, spec) for p in run_paths) if r is not None]
     frames = build_tables(runs, spec, select, n_boot)
     if spec.claims:

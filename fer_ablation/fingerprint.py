@@ -1,0 +1,90 @@
+"""A run's fingerprint: what must be equal for two runs to be compared, as readable fields and a short hash.
+
+Two runs of different configurations (the arm) or seeds are comparable when they share the data (set, files or
+probe knobs, split seed and fractions, report split, duplicate policy, classes, decoding), the image size and the
+training recipe (epochs, batch size, optimizer, schedule, augmentation, loss, Trainer limits, precision) and the
+weights actually loaded at start. The report groups runs by the hash and never pools or pairs runs whose
+fingerprints differ (Dror et al., "The Hitchhiker's Guide to Testing Statistical Significance in NLP", ACL 2018:
+paired tests assume the compared systems differ only in the factor under test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# the probe's knobs: together with the generator's version they identify the generated images
+PROBE_KNOBS = ("n_images", "n_val", "n_test", "clutter", "face_scale", "seed")
+TRAINER_LIMITS = ("limit_train_batches", "limit_val_batches", "accumulate_grad_batches", "gradient_clip_val")
+
+
+def _plain(node) -> Any:
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items() if k != "_partial_"}
+    return node
+
+
+def data_identity(data: dict, root: str | None, classes: list[str]) -> dict:
+    """The data fields: set name, resolved root (or the probe's knobs and generator version), splits, classes."""
+    identity: dict[str, Any] = {"name": data["name"]}
+    if data["name"] == "synthetic" and not data.get("root"):
+        from fer_ablation.data.synthetic import GENERATOR_VERSION
+
+        identity["probe"] = {**{k: data[k] for k in PROBE_KNOBS}, "generator_version": GENERATOR_VERSION}
+    else:
+        identity["root"] = str(Path(root or data["root"]).expanduser().resolve())
+    identity.update(
+        split_seed=data["split_seed"], val_fraction=data["val_fraction"], report_split=data["report_split"],
+        dedup=data["dedup"], grayscale=data["grayscale"], normalize=data["normalize"], classes=list(classes),
+    )
+    if data["name"] in ("imagefolder", "synthetic"):
+        identity["test_fraction"] = data["test_fraction"]
+    return identity
+
+
+def run_fingerprint(cfg: DictConfig, data: dict, root: str | None, classes: list[str], precision: str,
+                    pretrained: str | None) -> dict:
+    """{"hash": 12 hex digits, "fields": {...}} of a run (see the module docstring).
+
+    ``data``: the resolved data config (``FERDataModule.cfg``); ``root``: the folder the data was read from;
+    ``precision``: the Trainer's precision as resolved; ``pretrained``: the weights loaded (as metrics.json says).
+    """
+    trainer = _plain(cfg.trainer)
+    fields = {
+        "data": data_identity(data, root, classes),
+        "image_size": int(data["image_size"]),
+        "max_epochs": int(trainer["max_epochs"]),
+        "batch_size": int(data["batch_size"]),
+        "optimizer": _plain(cfg.optimizer),
+        "scheduler": _plain(cfg.get("scheduler")),
+        "augment": data["augment"],
+        "loss": _plain(cfg.loss),
+        "trainer_limits": {k: trainer.get(k) for k in TRAINER_LIMITS},
+        "precision": str(precision),
+        "pretrained": pretrained,
+    }
+    return {"hash": fingerprint_hash(fields), "fields": fields}
+
+
+def fingerprint_hash(fields: dict) -> str:
+    """Short SHA-256 of the fields as canonical JSON (sorted keys), stable across processes and machines."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def flatten(fields: dict, prefix: str = "") -> dict[str, Any]:
+    """{"optimizer.lr": 0.001, ...}: the leaves of nested fields, for saying what differs between two runs."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
