@@ -526,6 +526,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch intra-op threads for both paths (default: torch's, one per core)")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement (a subprocess)")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default: results/bench/<host>-<date>.json)")
+    p.add_argument("--paper-sweep", nargs="*", default=None, metavar="OVERRIDE",
+                   help="then time `python -m fer_ablation.run -m experiment=paper OVERRIDE...` and write its wall "
+                        "time to <out>-paper-sweep.json (the GPU check: make gpu-check)")
     return p.parse_args(argv)
 
 
@@ -573,7 +576,29 @@ def main(argv=None) -> list[dict]:
     print(f"load average (1 min) before/after each setting: {[r['load_average_1m'] for r in rows]}")
     out = write_records(rows, args.out or default_out())
     print(f"wrote {out}")
+    if args.paper_sweep is not None:
+        sweep = time_paper_sweep(args.paper_sweep, {**env, "date": date.today().isoformat()})
+        sweep_out = out.with_name(out.stem + "-paper-sweep.json")
+        records.write_atomic(sweep_out, json.dumps(sweep, indent=2) + "\n")
+        print(f"paper sweep: {sweep['completed']}/{sweep['runs']} runs completed in {sweep['wall_s']:.0f} s; "
+              f"wrote {sweep_out}")
     return rows
+
+
+def time_paper_sweep(overrides: list[str], env: dict) -> dict:
+    """Wall time of `python -m fer_ablation.run -m experiment=paper <overrides>` (the GPU check's sweep)."""
+    with tempfile.TemporaryDirectory(prefix="fer-bench-sweep-") as tmp:
+        command = [sys.executable, "-m", "fer_ablation.run", "-m", "experiment=paper", "logger=csv",
+                   "trainer.enable_progress_bar=false", *overrides, f"hydra.sweep.dir={tmp}"]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=PROJECT_ROOT, text=True, capture_output=True)
+        wall_s = time.perf_counter() - started
+        statuses = [json.loads(p.read_text()).get("status") for p in Path(tmp).rglob(records.METRICS)]
+    if done.returncode != 0:
+        print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
+    return {"command": "python -m fer_ablation.run -m experiment=paper " + shlex.join(overrides),
+            "returncode": done.returncode, "wall_s": round(wall_s, 1), "runs": len(statuses),
+            "completed": statuses.count("completed"), **env}
 
 
 if __name__ == "__main__":

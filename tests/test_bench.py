@@ -58,3 +58,25 @@ def test_records_without_required_keys_are_refused(tmp_path):
 def test_unknown_configuration_names_the_choices():
     with pytest.raises(ValueError, match="baseline"):
         bench.suite_overrides(bench.Setting("nonsense", "cpu", 48, 32, "32-true"), steps=1, eval_batches=1)
+
+
+def test_paper_sweep_records_wall_time_and_completed_runs(monkeypatch):
+    import subprocess
+    from pathlib import Path
+
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen["command"] = command
+        sweep_dir = Path(next(a for a in command if a.startswith("hydra.sweep.dir=")).split("=", 1)[1])
+        for i, status in enumerate(("completed", "completed", "failed")):
+            (sweep_dir / f"job{i}").mkdir(parents=True)
+            (sweep_dir / f"job{i}" / "metrics.json").write_text(json.dumps({"status": status}))
+        return subprocess.CompletedProcess(command, 1, "", "one job failed")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    record = bench.time_paper_sweep(["data=fer2013", "trainer=gpu"], {"gpu": "test card"})
+    assert seen["command"][2:6] == ["fer_ablation.run", "-m", "experiment=paper", "logger=csv"]
+    assert "data=fer2013" in seen["command"] and "trainer=gpu" in seen["command"]
+    assert (record["runs"], record["completed"], record["returncode"], record["gpu"]) == (3, 2, 1, "test card")
+    assert record["command"].endswith("experiment=paper data=fer2013 trainer=gpu") and record["wall_s"] >= 0
