@@ -122,7 +122,7 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
     if WHOLE in splits:
         # The whole folder: no hold-out, every image lands in `train`, scored as `all`.
         whole_cfg = data_cfg.copy()
-        whole_cfg.val_fraction = 0.0
+        whole_cfg.holdout = False
         whole = build_datamodule(whole_cfg, in_chans=spec["in_chans"], seed=0)
     if list(dm.classes) != ckpt_classes:
         raise ValueError(

@@ -559,3 +559,16 @@ def test_synthetic_through_datamodule():
     assert np.bincount(dm.split_targets("val"), minlength=7).tolist() == [2] * 7
     images, _, _ = next(iter(dm.val_dataloader()))
     assert images.shape == (14, 1, 32, 32)
+
+
+def test_holdout_false_keeps_an_unsplit_folder_whole_and_training_refuses_it(tmp_path):
+    for k, name in enumerate(CLASSES):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("L", (40, 40), color=30 * k + i).save(tmp_path / name / f"{i}.png")
+    dm = build_datamodule({"name": "imagefolder", "root": str(tmp_path), "holdout": False, "cache_dir": str(tmp_path / "c")})
+    assert dm.describe()["splits"] == {"train": 21}
+    with pytest.raises(DataError, match="data.holdout=false"):
+        dm.setup("fit")
+    split = build_datamodule({"name": "imagefolder", "root": str(tmp_path), "cache_dir": str(tmp_path / "c")})
+    assert set(split.describe()["splits"]) == {"train", "val", "test"}

@@ -81,8 +81,9 @@ def test_ddp_on_two_cpu_processes_scores_each_sample_once(tmp_path):
     metrics = records.read_metrics(run_dir)
     assert metrics["status"] == "completed" and metrics["best"]["val"]["n"] == 71
     predictions = pd.read_csv(run_dir / "predictions.csv")
-    assert sorted(predictions["index"]) == list(range(71))  # odd size: no padding duplicate, none missing
-    assert (predictions.pred == predictions.target).mean() == pytest.approx(metrics["best"]["val"]["accuracy"])
+    val = predictions[predictions["split"] == "val"]
+    assert sorted(val["index"]) == list(range(71))  # odd size: no padding duplicate, none missing
+    assert (val.pred == val.target).mean() == pytest.approx(metrics["best"]["val"]["accuracy"])
 
 
 def test_bad_model_name_fails_before_any_data_is_read(compose_cfg, tmp_path, monkeypatch):

@@ -283,7 +283,7 @@ def test_evaluate_scores_exactly_the_splits_asked_for(flat_run, compose_cfg, tmp
     assert set(result["best"]) == {"epoch", "train"} and result["best"]["train"]["n"] == 70
     assert set(pd.read_csv(tmp_path / "predictions.csv")["split"]) == {"train"}
     with pytest.raises(ValueError, match="no split"):
-        evaluate(evaluate_cfg(compose_cfg, run_dir, "splits=[test]"), tmp_path / "none")
+        evaluate(evaluate_cfg(compose_cfg, run_dir, "splits=[private]"), tmp_path / "none")
 
 
 def test_evaluate_scores_an_unsplit_folder_whole(flat_run, compose_cfg, tmp_path):

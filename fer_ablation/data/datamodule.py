@@ -152,6 +152,9 @@ class FERDataModule(L.LightningDataModule):
                 self._sources = fer2013_samples(self._root, ignore_unknown=ignore, **holdout)
             elif name == "rafdb":
                 self._sources = rafdb_samples(self._root, **holdout)
+            elif not cfg["holdout"]:
+                self._sources = imagefolder_samples(self._root, ignore_unknown=ignore, name=name, whole=True)
+                return self._sources
             else:
                 self._sources = imagefolder_samples(self._root, test_fraction=float(cfg["test_fraction"]),
                                                     ignore_unknown=ignore, name=name, **holdout)
@@ -283,6 +286,9 @@ class FERDataModule(L.LightningDataModule):
         self.setup(fn.value if fn is not None else None)
 
     def setup(self, stage: str | None = None) -> None:
+        if stage == "fit" and not self.cfg["holdout"]:
+            raise DataError("data.holdout=false keeps every image in one split: training needs a val split to "
+                            "select on and a report split; set data.holdout=true")
         for split in STAGE_SPLITS.get(stage, SPLITS):
             if split in self._samples().splits:
                 self._prepare(split)

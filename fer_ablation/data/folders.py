@@ -249,8 +249,11 @@ def no_report_split_error(name: str, root, how: str) -> DataError:
 
 def imagefolder_samples(root, *, val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 0,
                         ignore_unknown: bool = False, name: str = "imagefolder",
-                        layouts: str = IMAGEFOLDER_LAYOUTS) -> SampleSplits:
-    """Read an image-folder data set in either the split or the unsplit layout (see module docstring)."""
+                        layouts: str = IMAGEFOLDER_LAYOUTS, whole: bool = False) -> SampleSplits:
+    """Read an image-folder data set in either the split or the unsplit layout (see module docstring).
+
+    ``whole``: an unsplit folder is not held out at all -- every image in ``train`` (for scoring a whole
+    folder; a split folder is refused then)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise missing_root_error(root, name, layouts)
@@ -259,6 +262,9 @@ def imagefolder_samples(root, *, val_fraction: float = 0.2, test_fraction: float
     dirs = find_split_dirs(root)
     notes = ListingNotes()
     sources: dict[str, str] = {}
+    if whole and dirs:
+        raise DataError(f"{name} data root {str(root)!r} has {', '.join(d.name for d in dirs.values())}/ folders: "
+                        "data.holdout=false scores an unsplit folder whole; give the splits to score instead")
     if "train" in dirs:
         splits, skipped = {}, []
         for split, folder in dirs.items():
@@ -282,9 +288,13 @@ def imagefolder_samples(root, *, val_fraction: float = 0.2, test_fraction: float
             notes.warn(root)
             raise missing_root_error(root, name, layouts, "holds no images in class folders "
                                      f"(accepted class names: {accepted_names()})")
+        splits = {"train": samples}
+        if whole:
+            notes.warn(root)
+            return SampleSplits(splits, "unsplit", sorted(set(skipped)), None, notes.counts(),
+                                {"train": "every image (data.holdout=false)"})
         if not test_fraction:
             raise no_report_split_error(name, root, "the unsplit layout needs test_fraction > 0")
-        splits = {"train": samples}
         hold_out(splits, sources, "val", val_fraction, split_seed, where="all images")
         hold_out(splits, sources, "test", test_fraction, split_seed, of_total=len(samples), stream=1,
                  where="the rest")
