@@ -20,6 +20,10 @@ they are skipped with a warning and listed in ``skipped_files``; a split with mo
 ``name: synthetic`` generates the probe into the cache (``ensure_synthetic``) when ``root`` is null; a given
 ``root`` (e.g. the output of ``python -m fer_ablation.data.synthetic --out DIR``) is read as an image folder.
 
+``classes`` is the label set (:mod:`fer_ablation.data.label_set`): images of other classes are left out and
+counted. ``face_crop: haar`` crops faces while the uint8 cache is built (:mod:`fer_ablation.data.faces`; it
+implies the in-memory path and is part of the cache key).
+
 The cache directory is ``cache_dir``; its default (``conf/data/_common.yaml``) is ``FER_ABLATION_CACHE`` when
 set, else ``~/.cache/fer_ablation``.
 """
@@ -40,9 +44,10 @@ from fer_ablation.data.augment import BatchAugment, to_model_input
 from fer_ablation.data.decode import FileDataset
 from fer_ablation.data.defaults import data_defaults
 from fer_ablation.data.errors import DataError
+from fer_ablation.data.faces import face_settings, make_cropper
 from fer_ablation.data.fer2013 import fer2013_samples
 from fer_ablation.data.folders import SampleSplits, imagefolder_samples
-from fer_ablation.data.labels import CLASSES
+from fer_ablation.data.label_set import resolve_classes, select_classes
 from fer_ablation.data.memory import (
     MEMORY_LIMIT_BYTES,
     DecodedSplit,
@@ -93,8 +98,10 @@ class FERDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = resolve_data_config(data_cfg)
         self.in_chans, self.seed = int(in_chans), int(seed)
-        self.classes: tuple[str, ...] = CLASSES
-        self.num_classes = len(CLASSES)
+        self.classes: tuple[str, ...] = resolve_classes(self.cfg["classes"])
+        self.num_classes = len(self.classes)
+        self.face = face_settings(self.cfg)
+        self.excluded_classes: dict[str, dict[str, int]] = {}
         self.cache_dir = Path(self.cfg["cache_dir"]).expanduser()
         aug = self.cfg["augment"]
         self.augment = None
@@ -131,6 +138,7 @@ class FERDataModule(L.LightningDataModule):
                 self._sources = imagefolder_samples(self._root, val_fraction=float(cfg["val_fraction"]),
                                                     split_seed=int(cfg["split_seed"]), ignore_unknown=ignore,
                                                     name=name)
+            self._sources, self.excluded_classes = select_classes(self._sources, self.classes)
         return self._sources
 
     @property
@@ -141,6 +149,11 @@ class FERDataModule(L.LightningDataModule):
     def in_memory(self) -> bool:
         if self._in_memory is None:
             setting = self.cfg["in_memory"]
+            if self.face:
+                if setting is False:
+                    raise DataError(f"data.face_crop={self.face['face_crop']} crops once, into the uint8 cache: "
+                                    "it needs data.in_memory=auto or true, got false")
+                setting = True
             if setting == "auto":
                 n = sum(len(s) for s in self._samples().splits.values())
                 setting = estimate_cache_bytes(n, int(self.cfg["image_size"]), bool(self.cfg["grayscale"])) \
@@ -162,10 +175,11 @@ class FERDataModule(L.LightningDataModule):
             raise DataError(f"{self.cfg['name']} data at {self._root} has no {split} split")
         samples = sources.splits[split]
         cfg = self.cfg
-        settings = {"name": cfg["name"], "root": str(self._root), "split": split}
+        settings = {"name": cfg["name"], "root": str(self._root), "split": split, **self.face}
         decoded = load_or_decode(samples, cache_dir=self.cache_dir, settings=settings,
                                  image_size=int(cfg["image_size"]), grayscale=bool(cfg["grayscale"]),
-                                 keep_pixels=self.in_memory, desc=f"decoding {cfg['name']} {split}")
+                                 keep_pixels=self.in_memory, desc=f"decoding {cfg['name']} {split}",
+                                 crop=make_cropper(self.face))
         self._check_split(split, len(samples), decoded)
         self._decoded[split] = decoded
         return decoded
@@ -274,6 +288,9 @@ class FERDataModule(L.LightningDataModule):
             "skipped_classes": sources.skipped_classes, "split_seed": sources.split_seed,
             "listing_warnings": sources.listing_warnings,
             "cache_reused": {s: d.reused for s, d in self._decoded.items()},
+            "classes": list(self.classes), "excluded_classes": self.excluded_classes,
+            "face_crop": self.face or None,
+            "faces": {s: d.faces for s, d in self._decoded.items() if d.faces is not None},
         }
 
 

@@ -76,11 +76,14 @@ class DecodedSplit:
     skipped: list[tuple[str, str]]
     reused: bool
     cache_file: Path
+    faces: dict | None = None  # face-crop counts (data.faces.FaceCropper.counts) when the split was cropped
 
 
 def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: int, grayscale: bool,
-                   keep_pixels: bool = True, desc: str = "decoding") -> DecodedSplit:
-    """Reuse the cache for these samples and settings when present, else decode and write it atomically."""
+                   keep_pixels: bool = True, desc: str = "decoding", crop=None) -> DecodedSplit:
+    """Reuse the cache for these samples and settings when present, else decode and write it atomically.
+
+    ``crop``: a :class:`~fer_ablation.data.faces.FaceCropper`, whose settings must be in ``settings``."""
     key = cache_key({**settings, "image_size": image_size, "grayscale": grayscale}, samples)
     folder = Path(cache_dir).expanduser() / ("tensors" if keep_pixels else "checks")
     meta_file, npy_file = folder / f"{key}.json", folder / f"{key}.npy"
@@ -88,20 +91,23 @@ def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: i
         meta = json.loads(meta_file.read_text())
         images = np.load(npy_file, mmap_mode="r") if keep_pixels else None
         skipped = [(p, r) for p, r in meta["skipped"]]
-        return DecodedSplit(samples.subset(meta["kept"]), images, skipped, True, npy_file if keep_pixels else meta_file)
+        return DecodedSplit(samples.subset(meta["kept"]), images, skipped, True, npy_file if keep_pixels else meta_file,
+                            meta.get("faces"))
 
-    images, kept, skipped = decode_samples(samples, image_size, grayscale, keep_pixels=keep_pixels, desc=desc)
+    images, kept, skipped = decode_samples(samples, image_size, grayscale, keep_pixels=keep_pixels, desc=desc,
+                                           crop=crop)
     folder.mkdir(parents=True, exist_ok=True)
     if keep_pixels:
         with atomic_file(npy_file) as f:
             np.save(f, images)
     kept_samples = samples.subset(kept)
     meta = {"kept": kept, "paths": [display_path(p) for p in kept_samples.paths], "targets": kept_samples.targets,
-            "skipped": skipped, "settings": settings, "image_size": image_size, "grayscale": grayscale}
+            "skipped": skipped, "settings": settings, "image_size": image_size, "grayscale": grayscale,
+            "faces": crop.counts() if crop is not None else None}
     write_atomic(meta_file, json.dumps(meta))
     if keep_pixels:
         images = np.load(npy_file, mmap_mode="r")
-    return DecodedSplit(kept_samples, images, skipped, False, npy_file if keep_pixels else meta_file)
+    return DecodedSplit(kept_samples, images, skipped, False, npy_file if keep_pixels else meta_file, meta["faces"])
 
 
 def train_shard(permutation: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:

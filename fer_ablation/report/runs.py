@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
 from fer_ablation import experiments, records, stats
+from fer_ablation.classes import CLASSES
 
 STATUSES = ("completed", "failed", "running", "interrupted")
 METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -66,7 +67,11 @@ class Run:
     def group_key(self) -> tuple | None:
         if self.data is None or self.image_size is None:
             return None
-        return (self.group or "", str(self.data), int(self.image_size))
+        label = self.group or ""
+        classes = self.metrics.get("classes")
+        if classes and tuple(classes) != CLASSES:  # never pool or pair runs with different label sets
+            label = f"{label} [{len(classes)} classes: {', '.join(classes)}]"
+        return (label, str(self.data), int(self.image_size))
 
     @property
     def classes(self) -> list[str]:
