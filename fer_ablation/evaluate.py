@@ -30,7 +30,8 @@ from fer_ablation.config import CONFIG_DIR
 log = logging.getLogger("fer_ablation")
 
 PREPROCESSING_KEYS = ("image_size", "grayscale", "normalize.mean", "normalize.std", "face_crop", "face_margin")
-# absent from checkpoints written before face crops existed (trained uncropped): data.* as given
+# Taken from the checkpoint unless given on the command line: a model trained on tight crops (face_crop=none)
+# is rightly evaluated on photos with data.face_crop=haar. Absent from checkpoints older than face crops.
 OPTIONAL_KEYS = ("face_crop", "face_margin")
 WHOLE = "all"
 
@@ -55,7 +56,7 @@ def apply_preprocessing(data_cfg: DictConfig, trained: dict | None, explicit: Se
     conflicts = []
     for key in PREPROCESSING_KEYS:
         value = OmegaConf.select(OmegaConf.create(trained), key)
-        if value is None and key in OPTIONAL_KEYS:
+        if key in OPTIONAL_KEYS and (value is None or f"data.{key}" in explicit):
             continue
         given = OmegaConf.to_container(OmegaConf.create({"v": OmegaConf.select(data_cfg, key)}), resolve=True)["v"]
         if f"data.{key}" in explicit and given != value:
