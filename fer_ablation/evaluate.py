@@ -101,6 +101,7 @@ def score_splits(trainer: L.Trainer, module, dm, splits: Sequence[str]) -> dict:
 def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ()) -> dict:
     """Score cfg.ckpt_path on cfg.data; `explicit`: the keys given on the command line (data.image_size...)."""
     from fer_ablation.data import build_datamodule
+    from fer_ablation.data.label_set import resolve_classes
     from fer_ablation.lit_module import FERModule
     from fer_ablation.training import write_predictions
 
@@ -113,6 +114,10 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
     data_cfg = apply_preprocessing(cfg.data, module.hparams.get("preprocessing"), explicit, ckpt_path)
     data_cfg.ignore_unknown_classes = bool(cfg.ignore_unknown_classes)
     # classes map by name: images of classes the model lacks are left out and reported (unscored_classes)
+    if "data.classes" in explicit and list(resolve_classes(data_cfg.classes)) != ckpt_classes:
+        raise ValueError(f"{ckpt_path}: data.classes={list(data_cfg.classes)} differs from the checkpoint's "
+                         f"classes {ckpt_classes}: evaluation scores the model's classes (images of others are "
+                         "left out and counted); drop data.classes")
     data_cfg.classes = ckpt_classes
     dm = build_datamodule(data_cfg, in_chans=spec["in_chans"], seed=0)
     described = dm.describe()

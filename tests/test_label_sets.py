@@ -145,3 +145,16 @@ def test_evaluating_on_another_label_set_maps_by_name_and_reports(label_set_runs
     assert json.loads((tmp_path / "eval" / records.METRICS).read_text())["unscored_classes"] == \
         result["unscored_classes"]
     assert set(result["best"]["all"]) >= {"f1_macro", "f1_macro_present", "classes_present"}
+
+
+def test_evaluate_refuses_a_label_set_other_than_the_checkpoints(label_set_runs, compose_cfg, tmp_path):
+    from fer_ablation.evaluate import evaluate
+
+    root, _, out = label_set_runs
+    cfg = compose_cfg(f"ckpt_path={out['three'][1]}", "trainer=cpu", "data=imagefolder", f"data.root={root}",
+                      "data.classes=[happy,sad]", config_name="evaluate", smoke=False)
+    with pytest.raises(ValueError, match=r"data.classes=\['happy', 'sad'\] differs"):
+        evaluate(cfg, tmp_path / "eval", explicit=["data.classes"])
+    # the same classes under aliases are the checkpoint's
+    cfg.data.classes = ["happy", "neutral", "surprised"]
+    assert evaluate(cfg, tmp_path / "same", explicit=["data.classes"])["classes"] == THREE
