@@ -46,7 +46,8 @@ def test_label_set_names_map_by_alias_and_bad_lists_fail():
 
 def test_default_label_set_skips_and_counts_contempt(tmp_path):
     dm = build_datamodule(data_cfg(make_ckplus(tmp_path / "ck")))
-    dm.setup("fit")
+    with pytest.warns(UserWarning, match=r"left out \(train: contempt 3; val: contempt 3\)"):
+        dm.setup("fit")
     assert dm.num_classes == 7
     excluded = dm.describe()["excluded_classes"]
     assert excluded == {"train": {"contempt": 3}, "val": {"contempt": 3}}

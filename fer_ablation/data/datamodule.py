@@ -139,6 +139,11 @@ class FERDataModule(L.LightningDataModule):
                                                     split_seed=int(cfg["split_seed"]), ignore_unknown=ignore,
                                                     name=name)
             self._sources, self.excluded_classes = select_classes(self._sources, self.classes)
+            if self.excluded_classes:
+                counts = "; ".join(f"{split}: " + ", ".join(f"{c} {n}" for c, n in by_class.items())
+                                   for split, by_class in self.excluded_classes.items())
+                warnings.warn(f"{name} data at {self._root}: images of classes outside data.classes="
+                              f"{list(self.classes)} are left out ({counts})", stacklevel=3)
         return self._sources
 
     @property
