@@ -3,7 +3,7 @@
 Cross-data-set evaluation: the checkpoint's classes and the data set's are both mapped by name to
 the canonical order, so nothing is mis-indexed; classes the data set lacks are listed in the
 record (`absent_classes`), classes the checkpoint does not know are skipped and listed by the data
-module. Writes the same metrics.json / predictions.csv contract as a training run, marked
+module (`unscored_classes`: images per split and class). Writes the same metrics.json / predictions.csv contract as a training run, marked
 `"kind": "evaluation"` (the collector leaves such records out of the training tables).
 
 The images are prepared as the model was trained (image size, grayscale, normalisation: the
@@ -29,7 +29,10 @@ from fer_ablation.config import CONFIG_DIR
 
 log = logging.getLogger("fer_ablation")
 
-PREPROCESSING_KEYS = ("image_size", "grayscale", "normalize.mean", "normalize.std")
+PREPROCESSING_KEYS = ("image_size", "grayscale", "normalize.mean", "normalize.std", "face_crop", "face_margin")
+# Taken from the checkpoint unless given on the command line: a model trained on tight crops (face_crop=none)
+# is rightly evaluated on photos with data.face_crop=haar. Absent from checkpoints older than face crops.
+OPTIONAL_KEYS = ("face_crop", "face_margin")
 WHOLE = "all"
 
 
@@ -53,6 +56,8 @@ def apply_preprocessing(data_cfg: DictConfig, trained: dict | None, explicit: Se
     conflicts = []
     for key in PREPROCESSING_KEYS:
         value = OmegaConf.select(OmegaConf.create(trained), key)
+        if key in OPTIONAL_KEYS and (value is None or f"data.{key}" in explicit):
+            continue
         given = OmegaConf.to_container(OmegaConf.create({"v": OmegaConf.select(data_cfg, key)}), resolve=True)["v"]
         if f"data.{key}" in explicit and given != value:
             conflicts.append(f"data.{key}={given} (the model was trained with {value})")
@@ -96,6 +101,7 @@ def score_splits(trainer: L.Trainer, module, dm, splits: Sequence[str]) -> dict:
 def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ()) -> dict:
     """Score cfg.ckpt_path on cfg.data; `explicit`: the keys given on the command line (data.image_size...)."""
     from fer_ablation.data import build_datamodule
+    from fer_ablation.data.label_set import resolve_classes
     from fer_ablation.lit_module import FERModule
     from fer_ablation.training import write_predictions
 
@@ -107,6 +113,12 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
 
     data_cfg = apply_preprocessing(cfg.data, module.hparams.get("preprocessing"), explicit, ckpt_path)
     data_cfg.ignore_unknown_classes = bool(cfg.ignore_unknown_classes)
+    # classes map by name: images of classes the model lacks are left out and reported (unscored_classes)
+    if "data.classes" in explicit and list(resolve_classes(data_cfg.classes)) != ckpt_classes:
+        raise ValueError(f"{ckpt_path}: data.classes={list(data_cfg.classes)} differs from the checkpoint's "
+                         f"classes {ckpt_classes}: evaluation scores the model's classes (images of others are "
+                         "left out and counted); drop data.classes")
+    data_cfg.classes = ckpt_classes
     dm = build_datamodule(data_cfg, in_chans=spec["in_chans"], seed=0)
     described = dm.describe()
     layout = described["layout"]
@@ -142,6 +154,10 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
         split: [c for i, c in enumerate(ckpt_classes) if int((ev.targets == i).sum()) == 0]
         for split, ev in evaluations.items()
     }
+    # images of classes the checkpoint lacks, per scored split (left out by the data module, never mis-indexed)
+    unscored = {s: c for s, c in dm.excluded_classes.items() if s in splits}
+    if WHOLE in splits and whole.excluded_classes.get("train"):
+        unscored[WHOLE] = whole.excluded_classes["train"]
     metrics = {
         "kind": "evaluation",
         "status": "completed",
@@ -160,6 +176,7 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
         "best": {"epoch": (module.loaded_epoch if module.loaded_epoch is not None else -1) + 1,
                  **{s: e.metrics for s, e in evaluations.items()}},
         "absent_classes": absent,
+        "unscored_classes": unscored,
         "skipped_files": len(dm.skipped_files),
         "data_summary": dm.describe(),
         "device": provenance.device_name(trainer.strategy.root_device),

@@ -44,7 +44,7 @@ from omegaconf import DictConfig
 
 from fer_ablation import resolvers
 from fer_ablation.predict import Preprocessing, load_module, resolve_preprocessing
-from fer_ablation.run import CONFIG_DIR
+from fer_ablation.config import CONFIG_DIR
 
 resolvers.register()
 
@@ -165,7 +165,7 @@ def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
     return ExportResult(path, check, bound, props)
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
+@hydra.main(config_path=str(CONFIG_DIR), config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 

@@ -45,6 +45,8 @@ def data_identity(data: dict, root: str | None, classes: list[str]) -> dict:
     )
     if data["name"] in ("imagefolder", "synthetic"):
         identity["test_fraction"] = data["test_fraction"]
+    if data.get("face_crop", "none") != "none":  # absent when off, so earlier fingerprints stay valid
+        identity["face_crop"] = {k: data[k] for k in ("face_crop", "face_margin", "no_face")}
     return identity
 
 

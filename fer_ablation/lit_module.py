@@ -45,10 +45,20 @@ class Evaluation:
 
 
 def score(probs: torch.Tensor, targets: torch.Tensor, classes: Sequence[str], loss: float) -> dict:
-    """Whole-split metrics as fractions: overall (micro) accuracy, macro P/R/F1, per-class F1."""
+    """Whole-split metrics as fractions: overall (micro) accuracy, macro P/R/F1, per-class F1.
+
+    ``*_macro`` average over every class of the model; ``*_macro_present`` over the classes the split has
+    images of (``classes_present``). They differ when a split lacks a class (a 6-class evaluation set
+    scored by a 7-class model): the absent class counts with F1 0 in the all-class average.
+    """
     k = len(classes)
     preds = probs.argmax(dim=1)
     per_class_f1 = multiclass_f1_score(preds, targets, num_classes=k, average=None)
+    present = torch.bincount(targets, minlength=k)[:k] > 0
+    per_class = {"precision": multiclass_precision(preds, targets, num_classes=k, average=None),
+                 "recall": multiclass_recall(preds, targets, num_classes=k, average=None), "f1": per_class_f1}
+    present_macro = {f"{name}_macro_present": values[present].mean().item() if present.any() else float("nan")
+                     for name, values in per_class.items()}
     return {
         "accuracy": multiclass_accuracy(preds, targets, num_classes=k, average="micro").item(),
         "precision_macro": multiclass_precision(preds, targets, num_classes=k, average="macro").item(),
@@ -56,6 +66,8 @@ def score(probs: torch.Tensor, targets: torch.Tensor, classes: Sequence[str], lo
         "f1_macro": multiclass_f1_score(preds, targets, num_classes=k, average="macro").item(),
         "per_class_f1": {name: per_class_f1[i].item() for i, name in enumerate(classes)},
         "confusion_matrix": multiclass_confusion_matrix(preds, targets, num_classes=k).tolist(),
+        "classes_present": [name for i, name in enumerate(classes) if present[i]],
+        **present_macro,
         "loss": loss,
         "n": int(targets.numel()),
     }

@@ -40,7 +40,7 @@ from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, to_model_inpu
 from fer_ablation.data.decode import pil_to_array, to_8bit
 from fer_ablation.data.folders import IMAGE_EXTENSIONS, list_images
 from fer_ablation.face import DEFAULT_MARGIN, Box, HaarFaceDetector, crop_face
-from fer_ablation.run import CONFIG_DIR
+from fer_ablation.config import CONFIG_DIR
 
 log = logging.getLogger("fer_ablation")
 resolvers.register()
@@ -409,7 +409,7 @@ def _write_csv(path: Path, result: PredictResult) -> None:
     records.write_atomic(path, _csv(columns, rows))
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
+@hydra.main(config_path=str(CONFIG_DIR), config_name="predict", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 

@@ -191,6 +191,8 @@ def preprocessing(cfg: DictConfig, spec: dict) -> dict:
         "in_chans": int(spec["in_chans"]),
         "grayscale": bool(cfg.data.grayscale),
         "normalize": {"mean": [float(v) for v in normalize["mean"]], "std": [float(v) for v in normalize["std"]]},
+        "face_crop": str(cfg.data.get("face_crop", "none")),
+        "face_margin": float(cfg.data.get("face_margin", 0.03)),
     }
 
 

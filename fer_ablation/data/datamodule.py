@@ -31,6 +31,10 @@ when ``keep``), counted in
 :attr:`FERDataModule.duplicates` (with how many carry a label no training copy has) and named in the log;
 repeats inside train are counted only.
 
+``classes`` is the label set (:mod:`fer_ablation.data.label_set`): images of other classes are left out and
+counted. ``face_crop: haar`` crops faces while the uint8 cache is built (:mod:`fer_ablation.data.faces`; it
+implies the in-memory path and is part of the cache key).
+
 The cache directory is ``cache_dir``; its default (``conf/data/_common.yaml``) is ``FER_ABLATION_CACHE`` when
 set, else ``~/.cache/fer_ablation``.
 """
@@ -52,9 +56,10 @@ from fer_ablation.data.augment import BatchAugment, to_model_input
 from fer_ablation.data.decode import FileDataset
 from fer_ablation.data.defaults import data_defaults
 from fer_ablation.data.errors import DataError
+from fer_ablation.data.faces import face_settings, make_cropper
 from fer_ablation.data.fer2013 import fer2013_samples
 from fer_ablation.data.folders import SampleSplits, display_path, imagefolder_samples
-from fer_ablation.data.labels import CLASSES
+from fer_ablation.data.label_set import resolve_classes, select_classes
 from fer_ablation.data.memory import (
     MEMORY_LIMIT_BYTES,
     DecodedSplit,
@@ -114,8 +119,10 @@ class FERDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = resolve_data_config(data_cfg)
         self.in_chans, self.seed = int(in_chans), int(seed)
-        self.classes: tuple[str, ...] = CLASSES
-        self.num_classes = len(CLASSES)
+        self.classes: tuple[str, ...] = resolve_classes(self.cfg["classes"])
+        self.num_classes = len(self.classes)
+        self.face = face_settings(self.cfg)
+        self.excluded_classes: dict[str, dict[str, int]] = {}
         self.cache_dir = Path(self.cfg["cache_dir"]).expanduser()
         aug = self.cfg["augment"]
         self.augment = None
@@ -154,11 +161,16 @@ class FERDataModule(L.LightningDataModule):
                 self._sources = rafdb_samples(self._root, **holdout)
             elif not cfg["holdout"]:
                 self._sources = imagefolder_samples(self._root, ignore_unknown=ignore, name=name, whole=True)
-                return self._sources
             else:
                 self._sources = imagefolder_samples(self._root, test_fraction=float(cfg["test_fraction"]),
                                                     ignore_unknown=ignore, name=name, **holdout)
-            if cfg["report_split"] not in self._sources.splits:
+            self._sources, self.excluded_classes = select_classes(self._sources, self.classes)
+            if self.excluded_classes:
+                counts = "; ".join(f"{split}: " + ", ".join(f"{c} {n}" for c, n in by_class.items())
+                                   for split, by_class in self.excluded_classes.items())
+                warnings.warn(f"{name} data at {self._root}: images of classes outside data.classes="
+                              f"{list(self.classes)} are left out ({counts})", stacklevel=3)
+            if cfg["holdout"] and cfg["report_split"] not in self._sources.splits:
                 raise DataError(f"data.report_split={cfg['report_split']} but {name} data at {self._root} has no "
                                 f"{cfg['report_split']} split (it has {', '.join(self._sources.splits)})")
         return self._sources
@@ -196,6 +208,11 @@ class FERDataModule(L.LightningDataModule):
     def in_memory(self) -> bool:
         if self._in_memory is None:
             setting = self.cfg["in_memory"]
+            if self.face:
+                if setting is False:
+                    raise DataError(f"data.face_crop={self.face['face_crop']} crops once, into the uint8 cache: "
+                                    "it needs data.in_memory=auto or true, got false")
+                setting = True
             if setting == "auto":
                 n = sum(len(s) for s in self._samples().splits.values())
                 setting = estimate_cache_bytes(n, int(self.cfg["image_size"]), bool(self.cfg["grayscale"])) \
@@ -217,10 +234,11 @@ class FERDataModule(L.LightningDataModule):
             raise DataError(f"{self.cfg['name']} data at {self._root} has no {split} split")
         samples = sources.splits[split]
         cfg = self.cfg
-        settings = {"name": cfg["name"], "root": str(self._root), "split": split}
+        settings = {"name": cfg["name"], "root": str(self._root), "split": split, **self.face}
         decoded = load_or_decode(samples, cache_dir=self.cache_dir, settings=settings,
                                  image_size=int(cfg["image_size"]), grayscale=bool(cfg["grayscale"]),
-                                 keep_pixels=self.in_memory, desc=f"decoding {cfg['name']} {split}")
+                                 keep_pixels=self.in_memory, desc=f"decoding {cfg['name']} {split}",
+                                 crop=make_cropper(self.face))
         self._check_split(split, len(samples), decoded)
         if split == "train":
             self._duplicates["train"] = {"within": len(decoded.hashes) - len(set(decoded.hashes))}
@@ -371,6 +389,9 @@ class FERDataModule(L.LightningDataModule):
             "skipped_classes": sources.skipped_classes, "split_seed": sources.split_seed,
             "listing_warnings": sources.listing_warnings,
             "cache_reused": {s: d.reused for s, d in self._decoded.items()},
+            "classes": list(self.classes), "excluded_classes": self.excluded_classes,
+            "face_crop": self.face or None,
+            "faces": {s: d.faces for s, d in self._decoded.items() if d.faces is not None},
         }
 
 

@@ -6,11 +6,13 @@ orientation 6 or 8 comes out upright as a viewer shows it (EXIF 2.32, tag 0x0112
 palette and alpha images are converted without their alpha, then the image is converted to L or RGB and resized
 (stretched, bilinear with antialiasing) to ``image_size`` x ``image_size``. 32-bit integer images have no
 defined 8-bit scaling and are refused. Files that cannot be decoded (missing, empty, truncated, not an image)
-are reported, never silently replaced.
+are reported, never silently replaced. ``crop`` (a :class:`~fer_ablation.data.faces.FaceCropper`) cuts the
+face out of the upright 8-bit image before the conversion and resize.
 
-Each decoded image also gets a content hash (:func:`pixel_hash`) of its pixels after this decoding and before
-resizing, so byte-different files with the same pixels (a PNG and a re-encoded PNG, a csv row and a file) match;
-the data module uses them to find evaluation images that are copies of training images.
+Each decoded image also gets a content hash (:func:`pixel_hash`) of its pixels after this decoding, before
+any face crop and before resizing, so byte-different files with the same pixels (a PNG and a
+re-encoded PNG, a csv row and a file) match; the data module uses them to find evaluation images that are
+copies of training images.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from fer_ablation.data.faces import NoFaceFound
 from fer_ablation.data.folders import Samples, display_path
+
+Crop = Callable[[Image.Image], Image.Image] | None
 
 PROGRESS_MIN_FILES = 2000
 # Part of the cache key: bump it whenever the pixels decoding gives for a file change, so old caches are not reused.
@@ -66,21 +72,25 @@ def pixel_hash(img: Image.Image) -> str:
     return h.hexdigest()[:20]
 
 
-def pil_to_array_hashed(img: Image.Image, image_size: int, grayscale: bool) -> tuple[np.ndarray, str]:
+def pil_to_array_hashed(img: Image.Image, image_size: int, grayscale: bool, crop: Crop = None) -> tuple[np.ndarray, str]:
     """(uint8 [C, S, S], :func:`pixel_hash` of the image before resizing)."""
-    img = to_8bit(img).convert("L" if grayscale else "RGB")
-    digest = pixel_hash(img)
+    img = to_8bit(img)
+    mode = "L" if grayscale else "RGB"
+    digest = pixel_hash(img.convert(mode))  # the file's pixels, before any face crop: copies match as files
+    if crop is not None:
+        img = crop(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
+    img = img.convert(mode)
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
     arr = np.array(img, dtype=np.uint8)
     return (arr[None] if grayscale else arr.transpose(2, 0, 1)), digest
 
 
-def pil_to_array(img: Image.Image, image_size: int, grayscale: bool) -> np.ndarray:
-    return pil_to_array_hashed(img, image_size, grayscale)[0]
+def pil_to_array(img: Image.Image, image_size: int, grayscale: bool, crop: Crop = None) -> np.ndarray:
+    return pil_to_array_hashed(img, image_size, grayscale, crop)[0]
 
 
-def decode_file_hashed(path: str, image_size: int, grayscale: bool) -> tuple[np.ndarray, str]:
+def decode_file_hashed(path: str, image_size: int, grayscale: bool, crop: Crop = None) -> tuple[np.ndarray, str]:
     """Decode one file -> (array, pixel hash); raises OSError/ValueError with a reason for missing, empty or
     broken files."""
     if os.path.getsize(path) == 0:
@@ -88,27 +98,33 @@ def decode_file_hashed(path: str, image_size: int, grayscale: bool) -> tuple[np.
     with Image.open(path) as img:
         img.load()  # decodes fully, so a truncated file raises here
         ImageOps.exif_transpose(img, in_place=True)  # in place keeps the format and tags to_8bit reads
-        return pil_to_array_hashed(img, image_size, grayscale)
+        return pil_to_array_hashed(img, image_size, grayscale, crop)
 
 
-def decode_file(path: str, image_size: int, grayscale: bool) -> np.ndarray:
-    return decode_file_hashed(path, image_size, grayscale)[0]
+def decode_file(path: str, image_size: int, grayscale: bool, crop: Crop = None) -> np.ndarray:
+    return decode_file_hashed(path, image_size, grayscale, crop)[0]
 
 
-def decode_item_hashed(samples: Samples, i: int, image_size: int, grayscale: bool) -> tuple[np.ndarray, str]:
+def decode_item_hashed(samples: Samples, i: int, image_size: int, grayscale: bool,
+                       crop: Crop = None) -> tuple[np.ndarray, str]:
     if samples.pixels is not None:
-        return pil_to_array_hashed(Image.fromarray(samples.pixels[i], mode="L"), image_size, grayscale)
-    return decode_file_hashed(samples.paths[i], image_size, grayscale)
+        return pil_to_array_hashed(Image.fromarray(samples.pixels[i], mode="L"), image_size, grayscale, crop)
+    return decode_file_hashed(samples.paths[i], image_size, grayscale, crop)
 
 
-def decode_item(samples: Samples, i: int, image_size: int, grayscale: bool) -> np.ndarray:
-    return decode_item_hashed(samples, i, image_size, grayscale)[0]
+def decode_item(samples: Samples, i: int, image_size: int, grayscale: bool, crop: Crop = None) -> np.ndarray:
+    return decode_item_hashed(samples, i, image_size, grayscale, crop)[0]
+
+
+NO_FACE = "no face"  # _try_decode's reason for an image left out by the face crop (not an unreadable file)
 
 
 def _try_decode(args):
-    samples, i, image_size, grayscale = args
+    samples, i, image_size, grayscale, crop = args
     try:
-        return decode_item_hashed(samples, i, image_size, grayscale), None
+        return decode_item_hashed(samples, i, image_size, grayscale, crop), None
+    except NoFaceFound:
+        return None, NO_FACE
     except FileNotFoundError:
         return None, "missing file"
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -116,9 +132,12 @@ def _try_decode(args):
 
 
 def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_pixels: bool = True,
-                   desc: str = "decoding") -> tuple[np.ndarray | None, list[int], list[tuple[str, str]], list[str]]:
+                   desc: str = "decoding", crop: Crop = None
+                   ) -> tuple[np.ndarray | None, list[int], list[tuple[str, str]], list[str]]:
     """Decode every sample -> (uint8 [N_ok, C, S, S] or None, indices decoded, [(path, reason)] skipped,
     pixel hashes of the decoded ones).
+
+    Images that ``crop`` leaves out (no face found) are in neither list; the cropper counts them.
 
     Skipped paths are given as :func:`~fer_ablation.data.folders.display_path` shows them (safe to write).
 
@@ -127,12 +146,14 @@ def decode_samples(samples: Samples, image_size: int, grayscale: bool, *, keep_p
     channels = 1 if grayscale else 3
     out = np.empty((len(samples), channels, image_size, image_size), np.uint8) if keep_pixels else None
     kept, skipped, hashes = [], [], []
-    jobs = ((samples, i, image_size, grayscale) for i in range(len(samples)))
+    jobs = ((samples, i, image_size, grayscale, crop) for i in range(len(samples)))
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         results = pool.map(_try_decode, jobs)
         for i, (decoded, reason) in enumerate(tqdm(results, total=len(samples), desc=desc, unit="img",
                                                    disable=len(samples) < PROGRESS_MIN_FILES)):
+            if reason == NO_FACE:
+                continue
             if reason is not None:
                 skipped.append((display_path(samples.paths[i]), reason))
                 continue

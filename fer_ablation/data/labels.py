@@ -1,21 +1,24 @@
-"""Canonical expression classes (FER2013's seven, Goodfellow et al. 2013) and the maps from each data set's labels to them.
+"""Expression class names: the canonical seven (FER2013's, Goodfellow et al. 2013), contempt (CK+, Lucey et
+al. 2010; AffectNet's eighth class, Mollahosseini et al. 2019) and the maps from each data set's labels to them.
 
-Every loader maps its own label names or codes to the seven canonical classes, in this order
-(index 0..6), so that metrics and predictions are comparable across data sets.
+Every loader maps its own label names or codes to an index of ``VOCABULARY`` (the seven in this order, index
+0..6, then the extra names); a run's label set (``data.classes``, :mod:`fer_ablation.data.label_set`) then
+keeps the classes it lists, in its own order, so metrics and predictions are comparable by name.
 """
 
 from __future__ import annotations
 
 import warnings
 
+from fer_ablation.classes import CLASSES, EXTRA_CLASSES
 from fer_ablation.data.errors import DataError
 
-CLASSES: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
-CLASS_TO_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+VOCABULARY: tuple[str, ...] = CLASSES + EXTRA_CLASSES
+CLASS_TO_INDEX: dict[str, int] = {name: i for i, name in enumerate(VOCABULARY)}
 
 # Lower-case alias -> canonical name. Canonical names map to themselves.
 ALIASES: dict[str, str] = {
-    **{name: name for name in CLASSES},
+    **{name: name for name in VOCABULARY},
     "angry": "anger",
     "mad": "anger",
     "disgusted": "disgust",
@@ -29,6 +32,7 @@ ALIASES: dict[str, str] = {
     "surprised": "surprise",
     "neutrality": "neutral",
     "calm": "neutral",
+    "contemptuous": "contempt",
 }
 
 # FER2013 csv "emotion" column: 0=Angry 1=Disgust 2=Fear 3=Happy 4=Sad 5=Surprise 6=Neutral.
@@ -42,7 +46,7 @@ RAFDB_CODES: dict[int, str] = {
 
 def accepted_names() -> str:
     """Human-readable list of the canonical names and their aliases, for error messages."""
-    by_class = {name: sorted(a for a, c in ALIASES.items() if c == name and a != name) for name in CLASSES}
+    by_class = {name: sorted(a for a, c in ALIASES.items() if c == name and a != name) for name in VOCABULARY}
     return "; ".join(f"{name} (aliases: {', '.join(al)})" if al else name for name, al in by_class.items())
 
 
@@ -92,8 +96,8 @@ def filter_known_classes(names: list[str], source: str = "",
                          ignore_unknown: bool = False) -> tuple[list[str], list[str]]:
     """Split folder/class names into (known, skipped).
 
-    Unknown names raise DataError unless ``ignore_unknown`` is set (cross-data-set evaluation, e.g. CK+'s
-    "contempt"), in which case they are skipped with a warning and returned as the second element.
+    Unknown names raise DataError unless ``ignore_unknown`` is set, in which case they are skipped with a
+    warning and returned as the second element.
     """
     known, skipped = [], []
     for name in names:
@@ -104,6 +108,6 @@ def filter_known_classes(names: list[str], source: str = "",
         else:
             canonical_class(name, source)  # raises with the accepted names
     if skipped:
-        warnings.warn(f"skipping classes not among the canonical seven{' in ' + source if source else ''}: "
+        warnings.warn(f"skipping unknown classes{' in ' + source if source else ''}: "
                       f"{', '.join(skipped)}", stacklevel=2)
     return known, skipped

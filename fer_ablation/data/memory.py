@@ -78,18 +78,21 @@ class DecodedSplit:
     reused: bool
     cache_file: Path
     hashes: list[str]  # decode.pixel_hash of each kept sample (before resizing), in the order of ``samples``
+    faces: dict | None = None  # face-crop counts (data.faces.FaceCropper.counts) when the split was cropped
 
     def subset(self, rows) -> "DecodedSplit":
         """Only ``rows`` (positions in this split), in that order; the images are copied out of the memmap."""
         rows = list(rows)
         images = None if self.images is None else np.asarray(self.images)[rows]
         return DecodedSplit(self.samples.subset(rows), images, self.skipped, self.reused, self.cache_file,
-                            [self.hashes[r] for r in rows])
+                            [self.hashes[r] for r in rows], self.faces)
 
 
 def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: int, grayscale: bool,
-                   keep_pixels: bool = True, desc: str = "decoding") -> DecodedSplit:
-    """Reuse the cache for these samples and settings when present, else decode and write it atomically."""
+                   keep_pixels: bool = True, desc: str = "decoding", crop=None) -> DecodedSplit:
+    """Reuse the cache for these samples and settings when present, else decode and write it atomically.
+
+    ``crop``: a :class:`~fer_ablation.data.faces.FaceCropper`, whose settings must be in ``settings``."""
     key = cache_key({**settings, "image_size": image_size, "grayscale": grayscale}, samples)
     folder = Path(cache_dir).expanduser() / ("tensors" if keep_pixels else "checks")
     meta_file, npy_file = folder / f"{key}.json", folder / f"{key}.npy"
@@ -98,20 +101,23 @@ def load_or_decode(samples: Samples, *, cache_dir, settings: dict, image_size: i
         images = np.load(npy_file, mmap_mode="r") if keep_pixels else None
         skipped = [(p, r) for p, r in meta["skipped"]]
         return DecodedSplit(samples.subset(meta["kept"]), images, skipped, True, npy_file if keep_pixels else meta_file,
-                            list(meta["hashes"]))
+                            list(meta["hashes"]), meta.get("faces"))
 
-    images, kept, skipped, hashes = decode_samples(samples, image_size, grayscale, keep_pixels=keep_pixels, desc=desc)
+    images, kept, skipped, hashes = decode_samples(samples, image_size, grayscale, keep_pixels=keep_pixels,
+                                                   desc=desc, crop=crop)
     folder.mkdir(parents=True, exist_ok=True)
     if keep_pixels:
         with atomic_file(npy_file) as f:
             np.save(f, images)
     kept_samples = samples.subset(kept)
     meta = {"kept": kept, "paths": [display_path(p) for p in kept_samples.paths], "targets": kept_samples.targets,
-            "skipped": skipped, "hashes": hashes, "settings": settings, "image_size": image_size, "grayscale": grayscale}
+            "skipped": skipped, "hashes": hashes, "settings": settings, "image_size": image_size,
+            "grayscale": grayscale, "faces": crop.counts() if crop is not None else None}
     write_atomic(meta_file, json.dumps(meta))
     if keep_pixels:
         images = np.load(npy_file, mmap_mode="r")
-    return DecodedSplit(kept_samples, images, skipped, False, npy_file if keep_pixels else meta_file, hashes)
+    return DecodedSplit(kept_samples, images, skipped, False, npy_file if keep_pixels else meta_file, hashes,
+                        meta["faces"])
 
 
 def train_shard(permutation: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:

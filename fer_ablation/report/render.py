@@ -23,7 +23,10 @@ test, or FER2013's PrivateTest with data.report_split=private; legacy records re
 selection split) and shown in percent as mean ± sample standard deviation (ddof = 1) over the completed seeds; "Seeds" counts
 them against the seeds seen in the data group. The accuracy 95 % CI is a Student t-interval over
 the seeds ("t") when there are at least two, else the Wilson score interval of the single run's
-accuracy over the report-split samples ("Wilson").
+accuracy over the report-split samples ("Wilson"). Precision, recall and F1 are macro averages over
+every class of the runs' label set (all-class averages; a data group whose label set is not the
+canonical seven names it in its title); metrics.json also holds `*_macro_present`, the average over
+the classes the split has images of.
 
 **The verdict is over seeds.** Δ Acc is the accuracy difference to the baseline row on the same
 data for each seed pair (paired by seed number), listed per seed, with its mean and the Student t

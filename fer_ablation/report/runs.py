@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
 from fer_ablation import experiments, records, stats
+from fer_ablation.classes import CLASSES
 
 STATUSES = ("completed", "failed", "running", "interrupted")
 METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
@@ -101,7 +102,11 @@ class Run:
         """(group label, data set, image size, fingerprint hash): runs are pooled and paired only within one."""
         if self.data is None or self.image_size is None:
             return None
-        return (self.group or "", str(self.data), int(self.image_size), self.fingerprint)
+        label = self.group or ""
+        classes = self.metrics.get("classes")
+        if classes and tuple(classes) != CLASSES:  # never pool or pair runs with different label sets
+            label = f"{label} [{len(classes)} classes: {', '.join(classes)}]"
+        return (label, str(self.data), int(self.image_size), self.fingerprint)
 
     @property
     def classes(self) -> list[str]:
