@@ -20,7 +20,7 @@ def test_native_bf16_read_from_cpu_flags(tmp_path):
 @pytest.mark.parametrize("flags, precision, channels_last", [
     ({"avx2", "avx512_bf16"}, "bf16-mixed", True),
     ({"avx2", "amx_bf16"}, "bf16-mixed", True),
-    ({"avx2"}, "32-true", False),
+    ({"avx2"}, "32-true", True),
 ])
 def test_null_settings_pick_the_fastest_the_cpu_supports(flags, precision, channels_last):
     chosen = fast_path.choose(None, None, "cpu", flags=flags)
@@ -32,6 +32,7 @@ def test_explicit_settings_win():
     chosen = fast_path.choose("32-true", True, "cpu", flags={"avx512_bf16"})
     assert (chosen.precision, chosen.channels_last, chosen.reason) == ("32-true", True, "set in the config")
     assert fast_path.choose("bf16-mixed", None, "cpu", flags=set()).channels_last is True
+    assert fast_path.choose(None, False, "cpu", flags={"avx512_bf16"}).channels_last is False
 
 
 def test_metrics_record_the_choice(compose_cfg, tmp_path, one_thread):

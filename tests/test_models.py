@@ -345,3 +345,18 @@ def test_report(capsys):
         "| simam | stride2 | 23,522,375 | +0 | 0.083 | ok |",
         "| simam | sc | 23,538,887 | +16,512 | 0.095 | ok |",
     ]
+
+
+@pytest.mark.parametrize("attention, stem", [(a, "stride2") for a in
+                                             ("none", "ca", "simam", "bam", "eca", "acmix", "coordatt", "se", "cbam",
+                                              "gate")] + [("ca+simam", "sc"), ("acmix", "sc")])
+def test_channels_last_gives_the_contiguous_result(attention, stem, one_thread):
+    # speed.channels_last is on by default: every module must accept that memory format (no .view on it)
+    torch.manual_seed(0)
+    model = build_model(attention, stem, num_classes=7).eval()
+    x = torch.randn(2, 3, 37, 45)
+    expected = model(x)
+    model = model.to(memory_format=torch.channels_last)
+    got = model(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    got.sum().backward()

@@ -89,7 +89,7 @@ class ACmix(nn.Module):
 
     def _convolution(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         B, _, H, W = q.shape
-        f = self.fc(torch.cat([q, k, v], dim=1).view(B, 3 * self.N, self.d, H * W))  # B, k^2, d, HW
+        f = self.fc(torch.cat([q, k, v], dim=1).reshape(B, 3 * self.N, self.d, H * W))  # B, k^2, d, HW
         return self.dep_conv(f.transpose(1, 2).reshape(B, self.d * self.k_conv**2, H, W))
 
     def reflects(self, H: int, W: int) -> bool:
@@ -108,11 +108,11 @@ class ACmix(nn.Module):
             )[::-1]
         )  # channel 0 = x (along W), channel 1 = y (along H)
         p = F.conv2d(grid[None], self.conv_p.weight)  # 1, d, H, W
-        q = (q.view(B * N, d, H, W) * d**-0.5)[:, :, ::s, ::s]
+        q = (q.reshape(B * N, d, H, W) * d**-0.5)[:, :, ::s, ::s]
         Ho, Wo = q.shape[-2:]
         q_dot_p = (q * p[:, :, ::s, ::s]).sum(1, keepdim=True)
-        k = k.view(B * N, d, H, W) - p
-        v = v.view(B * N, d, H, W)
+        k = k.reshape(B * N, d, H, W) - p
+        v = v.reshape(B * N, d, H, W)
         reflect = self.reflects(H, W)
         if reflect:
             k, v = _reflect_pad(k, r), _reflect_pad(v, r)
@@ -131,4 +131,4 @@ class ACmix(nn.Module):
             logits = logits.masked_fill(~valid, float("-inf"))
         attn = logits.softmax(dim=1)
         out = sum(attn[:, j : j + 1] * window(v, dy, dx) for j, (dy, dx) in enumerate(offsets))
-        return out.view(B, C, Ho, Wo)
+        return out.reshape(B, C, Ho, Wo)
