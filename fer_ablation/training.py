@@ -470,10 +470,11 @@ def evaluate_splits(trainer: L.Trainer, module: FERModule, dm, splits, ckpt_path
     module.evaluations.clear()
     trainer.validate(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
     evaluations["val"] = module.evaluations["val"]
+    # validate() left the checkpoint's weights in `module`: the report splits score them without reloading
     for split in [s for s in splits if s != "val"]:
         dm.test_split = split
         module.evaluations.clear()
-        trainer.test(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
+        trainer.test(module, datamodule=dm, verbose=False)
         evaluations[split] = dataclasses.replace(module.evaluations["test"], split=split)
     dm.test_split = "test"
     return evaluations
