@@ -269,7 +269,9 @@ def claims_markdown(claims: pd.DataFrame, comparisons: pd.DataFrame, ablation: e
              "pair; mean and 95 % Student t CI over the pairs; p: two-sided paired t-test over the pairs; Holm p: "
              "Holm-Bonferroni over every comparison of this report in the data group. Rules:", ""]
     lines += [f"- **{rule}**: {text}." for rule, text in RULE_TEXT.items()]
-    lines += ["", "Anything else is **inconclusive**. For an inconclusive claim, *seeds needed* is the smallest "
+    lines += ["", "**not run**: a configuration the claim needs has no run in the data group (and no comparison "
+              "contradicts it); `make demo` runs Tables 1 and 3 and the controls, `make demo-full` every configuration.",
+              "", "Anything else is **inconclusive**. For an inconclusive claim, *seeds needed* is the smallest "
               "number of seed pairs n (at least 3) at which the two-sided paired t-test at alpha 0.05 has 80 % power "
               "against the paper's effect δ given the SD s of the paired differences measured here: power(n) = "
               "P[|T| > t_{n-1, 0.975}], T ~ noncentral t(n - 1, (δ / s) √n) (scipy.stats.nct); alpha is not "
