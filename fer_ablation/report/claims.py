@@ -151,6 +151,13 @@ def _p(p: float) -> str:
     return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
+def baseline_verdict(row) -> str:
+    """A table row's comparison with the baseline in the claims' words (its Holm p is over the group's rows)."""
+    if row["paired_seeds"] < stats.MIN_SEED_PAIRS or pd.isna(row["significant"]) or not row["significant"]:
+        return "inconclusive"
+    return "supported" if row["delta_accuracy_pp"] > 0 else "contradicted"
+
+
 def claim_frames(runs: list[Run], ablation: experiments.Ablation, select: str = "best") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per claim and data group, one row per comparison and data group)."""
     claim_rows, comparison_rows = [], []
