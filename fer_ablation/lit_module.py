@@ -49,7 +49,9 @@ def score(probs: torch.Tensor, targets: torch.Tensor, classes: Sequence[str], lo
 
     ``*_macro`` average over every class of the model; ``*_macro_present`` over the classes the split has
     images of (``classes_present``). They differ when a split lacks a class (a 6-class evaluation set
-    scored by a 7-class model): the absent class counts with F1 0 in the all-class average.
+    scored by a 7-class model) and the model predicts the absent class: that class then counts with F1 0 in the
+    all-class average. torchmetrics gives a class with tp + fp + fn = 0 (absent and never predicted) zero weight,
+    so the two averages are equal when the model never predicts the absent class.
     """
     k = len(classes)
     preds = probs.argmax(dim=1)
