@@ -402,6 +402,10 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         done = int(torch.load(resume_from, map_location="cpu", mmap=True, weights_only=True)["epoch"]) + 1
         log.info("resuming from %s: epochs 1-%d done, continuing at epoch %d", resume_from, done, done + 1)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    if not checkpoint.best_model_path:
+        raise RuntimeError(f"training stopped at step {trainer.global_step} (epoch {trainer.current_epoch + 1}) "
+                           "before its first validation, so no checkpoint was selected: let the run reach the end "
+                           "of an epoch (trainer.max_steps or trainer.limit_train_batches end it earlier)")
 
     splits = dm.eval_splits
     last = evaluate_splits(trainer, module, dm, splits)
@@ -423,7 +427,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "classes": classes,
         "num_classes": len(classes),
         "pretrained": pretrained_note,
-        **evidence_record(cfg, dm, classes, str(trainer.precision), pretrained_note),
+        **evidence_record(cfg, dm, classes, str(trainer.precision), pretrained_note, trainer.world_size),
         "best": best,
         "last": last_record,
         "epochs_completed": last_epoch,
@@ -453,13 +457,14 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     return metrics
 
 
-def evidence_record(cfg: DictConfig, dm, classes: list[str], precision: str, pretrained) -> dict:
+def evidence_record(cfg: DictConfig, dm, classes: list[str], precision: str, pretrained, world_size: int = 1) -> dict:
     """metrics.json's split roles, report split, duplicate counts and the run's fingerprint."""
     return {
         "splits": dm.split_roles(),
         "report_split": dm.report_split,
         "duplicates": dm.duplicates,
-        "fingerprint": run_fingerprint(cfg, dm.cfg, dm.describe()["root"], classes, precision, pretrained),
+        "fingerprint": run_fingerprint(cfg, dm.cfg, dm.describe()["root"], classes, precision, pretrained,
+                                       world_size),
     }
 
 

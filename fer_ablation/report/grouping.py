@@ -17,7 +17,7 @@ import pandas as pd
 
 from fer_ablation import records
 from fer_ablation.fingerprint import flatten
-from fer_ablation.report.runs import LEGACY, LEGACY_NOTE, Run
+from fer_ablation.report.runs import LEGACY, LEGACY_NOTE, UNKNOWN, Run
 
 SHOWN_DIFFERENCES = 4  # fingerprint fields named in a group title when runs of one label differ
 
@@ -83,14 +83,31 @@ def _variants(runs: list[Run], bases: list[tuple]) -> dict[tuple, str]:
     return out
 
 
+def _placements(run: Run, known: set[tuple]) -> list[tuple]:
+    """The groups a run belongs to: its own; a run that stopped before its fingerprint was known joins every
+    group of its label, data set and size (its failure is reported there), or forms its own when there is none."""
+    key = run.group_key
+    if key is None:
+        return []
+    if key[3] != UNKNOWN:
+        return [key]
+    return [b for b in sorted(known) if b[:3] == key[:3] and b[3] != LEGACY] or [key]
+
+
+def _known_keys(runs: list[Run]) -> set[tuple]:
+    return {r.group_key for r in runs if r.group_key is not None and r.group_key[3] != UNKNOWN}
+
+
 def data_groups(runs: list[Run]) -> list[GroupKey]:
-    bases = sorted({r.group_key for r in runs if r.group_key is not None})
+    known = _known_keys(runs)
+    bases = sorted({b for r in runs for b in _placements(r, known)})
     variants = _variants(runs, bases)
     return [GroupKey(*b, variants.get(b, "")) for b in bases] or [NO_GROUP]
 
 
 def runs_in_group(runs: list[Run], key: tuple) -> list[Run]:
-    return [r for r in runs if r.group_key is not None and r.group_key == tuple(key[:4])]
+    known = _known_keys(runs)
+    return [r for r in runs if tuple(key[:4]) in _placements(r, known)]
 
 
 def in_group(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
