@@ -9,6 +9,7 @@ one configuration's runs, one completed run per seed (the newest when a seed was
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -175,6 +176,18 @@ def completed_per_seed(runs: list[Run]) -> dict:
     return {s: chosen[s] for s in sorted(chosen, key=seed_key)}
 
 
+def _identical_predictions(runs: list[Run]) -> list[list]:
+    """Groups of seeds (two or more) whose predictions.csv files are byte-identical."""
+    by_digest: dict[str, list] = {}
+    for run in runs:
+        try:
+            digest = hashlib.sha256((run.path / records.PREDICTIONS).read_bytes()).hexdigest()
+        except OSError:
+            continue
+        by_digest.setdefault(digest, []).append(run.seed)
+    return [seeds for seeds in by_digest.values() if len(seeds) > 1]
+
+
 @dataclass
 class Cell:
     """The runs of one configuration in one data group, one chosen per seed."""
@@ -208,6 +221,10 @@ def make_cell(runs: list[Run], seeds_seen: set) -> Cell:
                 cell.notes.append(f"running: seed {seed}")
             else:
                 cell.notes.append(f"{run.status}: seed {seed}: {run.reason}")
+    identical = _identical_predictions(cell.runs)
+    if identical:
+        cell.notes.append("byte-identical predictions.csv in seeds " + "; ".join(
+            ", ".join(map(str, seeds)) for seeds in identical) + " (the same run copied, or a seed that changes nothing?)")
     missing = sorted(seeds_seen - set(by_seed), key=seed_key)
     if not by_seed:
         cell.notes.append("no runs")
