@@ -153,9 +153,9 @@ def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
     atol, rtol = float(cfg.parity.atol), float(cfg.parity.rtol)
     if atol < 0 or rtol < 0:
         raise ValueError(f"parity.atol={atol} and parity.rtol={rtol} must be >= 0")
-    loaded = trained.load(cfg.ckpt_path, image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean,
-                          std=cfg.std)
-    module, pre = loaded.module, loaded.preprocessing
+    loaded = trained.load(cfg.ckpt_path)
+    module = loaded.module
+    pre = loaded.preprocessing(image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean, std=cfg.std)
     path = Path(cfg.out) if cfg.out else Path(out_dir) / f"{Path(str(cfg.ckpt_path)).stem}.onnx"
     props = metadata(module.hparams["classes"], pre, module.hparams["model_spec"])
     path.parent.mkdir(parents=True, exist_ok=True)

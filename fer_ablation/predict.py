@@ -126,9 +126,9 @@ def predict(cfg: DictConfig, out_dir: Path | str) -> PredictResult:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     if cfg.no_face not in NO_FACE:
         raise ValueError(f"no_face={cfg.no_face!r}: expected one of {list(NO_FACE)}")
-    loaded = trained.load(cfg.ckpt_path, image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean,
-                          std=cfg.std)
-    module, pre = loaded.module, loaded.preprocessing
+    loaded = trained.load(cfg.ckpt_path)
+    module = loaded.module
+    pre = loaded.preprocessing(image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean, std=cfg.std)
     face_crop = pre.face_crop if cfg.face_crop is None else str(cfg.face_crop)
     if face_crop not in FACE_CROPS:
         raise ValueError(f"face_crop={face_crop!r}: expected one of {list(FACE_CROPS)}")

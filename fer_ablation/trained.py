@@ -185,10 +185,9 @@ def to_plain(value):
 
 @dataclass
 class Trained:
-    """A trained model as loaded: the module (CPU, eval mode), its preprocessing, where it came from."""
+    """A trained model as loaded: the module (CPU, eval mode) and where it came from."""
 
     module: Any  # FERModule
-    preprocessing: Preprocessing
     checkpoint: Path
     run_dir: Path | None  # the run folder holding the checkpoint, when there is one
     record: dict | None  # that run's metrics.json
@@ -197,13 +196,16 @@ class Trained:
     def classes(self) -> list[str]:
         return list(self.module.hparams["classes"])
 
+    def preprocessing(self, **given) -> Preprocessing:
+        """How images become this model's input; ``given``: image_size / grayscale / mean / std set by the user,
+        checked against the checkpoint's (and needed when a checkpoint predates recording them)."""
+        return resolve_preprocessing(self.module.hparams, **given, source=f"ckpt_path={self.checkpoint}")
 
-def load(ckpt_path, **preprocessing) -> Trained:
-    """The trained model at ``ckpt_path`` (a .ckpt file or a run folder) with its preprocessing; ``preprocessing``:
-    image_size / grayscale / mean / std given by the user (checked against the checkpoint's)."""
+
+def load(ckpt_path) -> Trained:
+    """The trained model at ``ckpt_path``: a .ckpt file or a run folder (see the module docstring)."""
     path = checkpoint_path(ckpt_path)
     run_dir = run_folder(path)
     record = records.read_metrics(run_dir) if run_dir else None
     module = load_module(path, record_classes=(record or {}).get("classes"))
-    pre = resolve_preprocessing(module.hparams, **preprocessing, source=f"ckpt_path={ckpt_path}")
-    return Trained(module, pre, path, run_dir, record)
+    return Trained(module, path, run_dir, record)
