@@ -35,7 +35,6 @@ NOT_FINGERPRINTED = {
     "model.pretrained": "fingerprinted as the weights actually loaded (pretrained)",
     "model.pretrained_fallback": "its effect is fingerprinted: the weights actually loaded (pretrained)",
     "stem.name": "the arm: the configuration's stem",
-    "data.root": "fingerprinted resolved (data.root), or the probe's knobs when generated",
     "data.eval_batch_size": "how evaluation is batched; the scores do not depend on it",
     "data.num_workers": "loader processes; same images, same order",
     "data.in_memory": "loader path (uint8 cache or DataLoader); same pixels",
@@ -43,9 +42,6 @@ NOT_FINGERPRINTED = {
     "data.max_skipped_fraction": "a threshold for failing the run; the images kept are the data's own",
     "data.ignore_unknown_classes": "whether unknown class folders fail the run; the classes kept are data.classes",
     "data.holdout": "training refuses holdout=false; only evaluation scores whole folders",
-    "data.face_margin": "fingerprinted with data.face_crop when it is on (no effect when off)",
-    "data.no_face": "fingerprinted with data.face_crop when it is on (no effect when off)",
-    "data.test_fraction": "fingerprinted for image folders and the probe, the layouts it applies to",
 }
 
 

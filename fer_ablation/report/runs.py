@@ -87,7 +87,8 @@ class Run:
         name = self.metrics.get("report_split")
         if name:
             return str(name)
-        splits = self.metrics["splits"] if isinstance(self.metrics["splits"], dict) else {}
+        splits = self.metrics.get("splits")  # absent in a run that stopped before loading its data
+        splits = splits if isinstance(splits, dict) else {}
         return next((s for s, v in splits.items() if isinstance(v, dict) and v.get("role") == "report"), "test")
 
     @property
