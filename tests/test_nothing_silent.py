@@ -84,9 +84,9 @@ def test_evaluate_uses_the_runs_own_split_definition(folder_run, tmp_path, capsy
     out = tmp_path / "eval"
     assert run_cli(evaluate, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "splits=[test]",
                    "trainer=cpu", f"hydra.run.dir={out}") == 0
-    metrics = records.read_metrics(out)
-    assert metrics["split_definition"]["source"] == "run" and metrics["split_definition"]["split_seed"] == 1
     assert _eval_paths(out, "test") == _eval_paths(run_dir, "test")  # the run's test images, none of its train
+    definition = records.read_metrics(out)["split_definition"]
+    assert definition["source"] == "run" and definition["split_seed"] == 1
 
     moved = tmp_path / "moved"
     assert run_cli(evaluate, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "data.split_seed=0",
@@ -186,13 +186,14 @@ def test_force_moves_every_file_of_the_old_run_aside(folder_run, tmp_path):
     root, original = folder_run
     run_dir = tmp_path / "run"
     shutil.copytree(original, run_dir)
-    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    assert Path(records.PREDICTIONS_LAST) in before
+    # what the old run wrote (the command's own .hydra/ and the folder lock aside)
+    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*")
+              if p.is_file() and p.relative_to(run_dir).parts[0] not in (".hydra", records.LOCK)}
+    assert Path(records.PREDICTIONS_LAST) in before and Path("checkpoints") / "best.ckpt" in before
     train(compose([*RUN, f"data.root={root}", "data.split_seed=1", "force=true"]), run_dir)
     (aside,) = [p for p in run_dir.iterdir() if p.name.startswith(records.PREVIOUS)]
     for name, content in before.items():
-        if name.parts[0] in records.RUN_OUTPUTS:
-            assert (aside / name).read_bytes() == content, f"{name} of the old run was not kept"
+        assert (aside / name).is_file() and (aside / name).read_bytes() == content, f"{name} of the old run was lost"
     assert (run_dir / records.PREDICTIONS_LAST).is_file()  # the new run's
 
 
@@ -220,8 +221,9 @@ def test_lossy_copies_across_splits_are_counted_named_and_droppable(tmp_path, ca
 
 
 # 5, 11 ---------------------------------------------------------------------------------------------------------
-def _probabilities(run_dir: Path, inputs: Path, out: Path) -> dict[str, list[float]]:
-    assert run_cli(predict, f"ckpt_path={run_dir}", f"inputs={inputs}", f"out={out}",
+def _probabilities(ckpt: Path, inputs: Path, out: Path) -> dict[str, list[float]]:
+    """predict's probabilities per file name; `ckpt`: a run folder or a checkpoint file."""
+    assert run_cli(predict, f"ckpt_path={ckpt}", f"inputs={inputs}", f"out={out}",
                    f"hydra.run.dir={out}") == 0
     with (out / predict.PREDICTIONS).open() as handle:
         return {Path(r["path"]).name: [float(r[f"prob_{c}"]) for c in CLASSES] for r in csv.DictReader(handle)}
@@ -238,13 +240,14 @@ def test_float_and_16_bit_images_decode_as_in_training_in_every_entry_point(fold
     for name in ("float_0_1.tif", "sixteen_bit.pgm"):
         np.testing.assert_array_equal(decode_file(str(photos / name), 48, True),
                                       decode_file(str(photos / "eight_bit.png"), 48, True))
-    probs = _probabilities(run_dir, photos, tmp_path / "pred")
+    best = run_dir / "checkpoints" / "best.ckpt"
+    probs = _probabilities(best, photos, tmp_path / "pred")
     assert set(probs) == {"eight_bit.png", "float_0_1.tif", "sixteen_bit.pgm"}  # none skipped
     assert probs["float_0_1.tif"] == probs["eight_bit.png"] == probs["sixteen_bit.pgm"]
     black = tmp_path / "black"
     black.mkdir()
     Image.new("L", (1, 1)).save(black / "black.png")
-    assert _probabilities(run_dir, black, tmp_path / "black_pred")["black.png"] != probs["float_0_1.tif"]
+    assert _probabilities(best, black, tmp_path / "black_pred")["black.png"] != probs["float_0_1.tif"]
     Image.fromarray(np.full((8, 8), -3.0, np.float32), mode="F").save(black / "negative.tif")
     with pytest.raises(ValueError, match="float image .* expected 0..1 or 0..255"):
         decode_file(str(black / "negative.tif"), 48, True)
@@ -278,15 +281,15 @@ def test_a_checkpoints_class_list_must_be_a_known_label_set_and_the_runs(folder_
     photo = tmp_path / "face.png"
     Image.new("L", (48, 48), 128).save(photo)
     replaced = _tampered_run(run_dir, tmp_path / "replaced", classes=list("abcdefg"))
-    assert run_cli(predict, f"ckpt_path={replaced}", f"inputs={photo}", f"out={tmp_path / 'p1'}",
+    assert run_cli(predict, f"ckpt_path={replaced / 'checkpoints' / 'best.ckpt'}", f"inputs={photo}", f"out={tmp_path / 'p1'}",
                    f"hydra.run.dir={tmp_path / 'p1'}") != 0
     assert "unknown class name 'a'" in capsys.readouterr().err
     reversed_ = _tampered_run(run_dir, tmp_path / "reversed", classes=list(reversed(CLASSES)))
-    assert run_cli(predict, f"ckpt_path={reversed_}", f"inputs={photo}", f"out={tmp_path / 'p2'}",
+    assert run_cli(predict, f"ckpt_path={reversed_ / 'checkpoints' / 'best.ckpt'}", f"inputs={photo}", f"out={tmp_path / 'p2'}",
                    f"hydra.run.dir={tmp_path / 'p2'}") != 0
     assert "the checkpoint's class names were changed" in capsys.readouterr().err
     short = _tampered_run(run_dir, tmp_path / "short", classes=list(CLASSES[:6]))
-    assert run_cli(export, f"ckpt_path={short}", f"out={tmp_path / 'x.onnx'}", f"hydra.run.dir={tmp_path / 'p3'}") != 0
+    assert run_cli(export, f"ckpt_path={short / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'x.onnx'}", f"hydra.run.dir={tmp_path / 'p3'}") != 0
     assert "6 class names" in (err := capsys.readouterr().err) and "classifier with 7 outputs" in err
     assert not (tmp_path / "p1" / predict.PREDICTIONS).exists() and not (tmp_path / "p2" / predict.PREDICTIONS).exists()
 
@@ -305,7 +308,8 @@ def test_predict_never_downloads_weights_a_checkpoint_names(folder_run, tmp_path
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.new("L", (48, 48), 90).save(photos / "face.png")
-    assert _probabilities(named, photos, tmp_path / "p") == _probabilities(run_dir, photos, tmp_path / "q")
+    best = Path("checkpoints") / "best.ckpt"
+    assert _probabilities(named / best, photos, tmp_path / "p") == _probabilities(run_dir / best, photos, tmp_path / "q")
 
 
 # 9 (the p-value side is tests/test_collect.py::test_identical_seed_differences_get_no_p_value_and_no_verdict) ---
@@ -328,21 +332,23 @@ def test_cells_flag_seeds_with_byte_identical_predictions(tmp_path):
 # 10 -----------------------------------------------------------------------------------------------------------
 def test_a_failed_export_leaves_out_as_it_was(folder_run, tmp_path, monkeypatch, capsys):
     _, run_dir = folder_run
+    best = Path("checkpoints") / "best.ckpt"
     out = tmp_path / "fer.onnx"
     out.write_bytes(b"a good export from before")
 
     def failed_attempt(*args):
-        assert run_cli(export, f"ckpt_path={run_dir}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}", *args) != 0
+        assert run_cli(export, f"ckpt_path={run_dir / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}",
+                       *args) != 0
         assert out.read_bytes() == b"a good export from before"
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no scratch left
 
     failed_attempt("parity.atol=0", "parity.rtol=0")
     assert "not faithful and was not written" in capsys.readouterr().err
     nan_run = _tampered_run(run_dir, tmp_path / "nan_run")
-    checkpoint = torch.load(nan_run / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint = torch.load(nan_run / best, weights_only=True)
     checkpoint["state_dict"]["model.fc.weight"].fill_(float("nan"))
-    torch.save(checkpoint, nan_run / "checkpoints" / "best.ckpt")
-    code = run_cli(export, f"ckpt_path={nan_run}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}")
+    torch.save(checkpoint, nan_run / best)
+    code = run_cli(export, f"ckpt_path={nan_run / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}")
     assert code != 0 and "non-finite logits" in capsys.readouterr().err
     assert out.read_bytes() == b"a good export from before"
 
@@ -356,7 +362,7 @@ def test_a_failed_export_leaves_out_as_it_was(folder_run, tmp_path, monkeypatch,
     failed_attempt()
     assert "No space left on device" in capsys.readouterr().err
     monkeypatch.undo()
-    assert run_cli(export, f"ckpt_path={run_dir}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}") == 0
+    assert run_cli(export, f"ckpt_path={run_dir / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}") == 0
     assert out.read_bytes()[:4] != b"a go" and out.stat().st_size > 1_000_000
 
 
@@ -436,3 +442,13 @@ def test_gradcam_takes_a_run_folder_or_a_checkpoint_in_one(folder_run, tmp_path,
     shutil.copy(run_dir / "checkpoints" / "best.ckpt", bare)
     assert gradcam.main([str(bare), "--out", str(tmp_path / "x.png")]) == 2
     assert "needs a run folder" in capsys.readouterr().err
+
+
+def test_export_takes_a_run_folder(folder_run, tmp_path):
+    import onnx
+
+    _, run_dir = folder_run
+    out = tmp_path / "fer.onnx"
+    assert run_cli(export, f"ckpt_path={run_dir}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}") == 0
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["classes"]) == list(CLASSES) and meta["image_size"] == "48"
