@@ -104,11 +104,10 @@ def test_evaluate_uses_the_runs_own_split_definition(folder_run, tmp_path, capsy
 
 
 # 2 ------------------------------------------------------------------------------------------------------------
-def _fingerprint(*overrides, world_size: int = 1):
+def _fingerprint(*overrides):
     cfg = compose(["debug=smoke", "data.face_crop=haar", *overrides])
     data = resolve_data_config(cfg.data)
-    return run_fingerprint(cfg, data, data["root"], list(data["classes"]), "32-true", cfg.model.pretrained,
-                           world_size)["hash"]
+    return run_fingerprint(cfg, data, data["root"], list(data["classes"]), "32-true", cfg.model.pretrained)["hash"]
 
 
 # keys whose other value the type does not give
