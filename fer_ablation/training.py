@@ -419,7 +419,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     splits = dm.eval_splits
     last = evaluate_splits(trainer, module, dm, splits)
     last_epoch = trainer.current_epoch
-    best_path = checkpoint.best_model_path or str(checkpoint_dir / "best.ckpt")
+    best_path = checkpoint.best_model_path
     if _checkpoint_epoch(best_path) + 1 == last_epoch:
         # the best checkpoint holds the last epoch's weights: scoring it again would repeat `last` exactly
         best_evaluations, best_epoch = last, last_epoch
