@@ -6,7 +6,7 @@ record (`absent_classes`), classes the checkpoint does not know are skipped and 
 module (`unscored_classes`: images per split and class). Writes the same metrics.json / predictions.csv contract as a training run, marked
 `"kind": "evaluation"` (the collector leaves such records out of the training tables).
 
-`ckpt_path` is a .ckpt file or a run folder (:func:`fer_ablation.trained.load`). The images are prepared as
+`ckpt_path` is a .ckpt file or a run folder (:func:`fer_ablation.trained.restore`). The images are prepared as
 the model was trained (image size, grayscale, normalisation: the checkpoint's `preprocessing` hyper-parameter);
 an explicit `data.*` override that contradicts it is an error, whether it names the key or its whole group
 (`data.normalize={...}`). On the data the run trained on, the splits are made as the run made them (its split
@@ -162,7 +162,7 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
     if cfg.get("splits") is not None and len(cfg.splits) == 0:
         raise ValueError("splits=[]: nothing to score; name some of train, val, test or all, or leave splits unset "
                          "(the evaluation splits the data has)")
-    loaded = trained.load(cfg.ckpt_path)
+    loaded = trained.restore(cfg.ckpt_path)
     module, ckpt_path = loaded.module, loaded.checkpoint
     spec, ckpt_classes = dict(module.hparams.model_spec), loaded.classes
 

@@ -26,7 +26,7 @@ to exercise the dynamic axis). The largest absolute difference is printed and bo
 trained model's logits of about 250 differed by 4e-4, relative 1.6e-6). The file is built and checked
 in a temporary folder beside ``out``, which it replaces (atomically) only once the check passed: above the
 bound, or on any failure (non-finite logits, a full disk), the export fails and ``out`` is left as it was.
-``ckpt_path`` is a checkpoint file or a run folder (:func:`fer_ablation.trained.load`).
+``ckpt_path`` is a checkpoint file or a run folder (:func:`fer_ablation.trained.restore`).
 
 Every attention module but ACmix (CA, SimAM, BAM, ECA, CoordAtt, SE, CBAM) and both stems export at
 opset 17 and match with absolute differences of 1e-7 to 7e-5 (randomly initialised, 32 px, CPU). The tracer
@@ -153,7 +153,7 @@ def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
     atol, rtol = float(cfg.parity.atol), float(cfg.parity.rtol)
     if atol < 0 or rtol < 0:
         raise ValueError(f"parity.atol={atol} and parity.rtol={rtol} must be >= 0")
-    loaded = trained.load(cfg.ckpt_path)
+    loaded = trained.restore(cfg.ckpt_path)
     module = loaded.module
     pre = loaded.preprocessing(image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean, std=cfg.std)
     path = Path(cfg.out) if cfg.out else Path(out_dir) / f"{Path(str(cfg.ckpt_path)).stem}.onnx"

@@ -15,7 +15,7 @@ class is the image's true class (``--target true``) or the run's prediction (``-
 
 Each run folder is read by the report's reader (``fer_ablation.report.runs.load_run``: metrics.json and
 ``.hydra/config.yaml``, whose data group is drawn) and its model restored from ``checkpoints/best.ckpt``
-(or the checkpoint named, inside a run folder) by :func:`fer_ablation.trained.load`; every run must see the
+(or the checkpoint named, inside a run folder) by :func:`fer_ablation.trained.restore`; every run must see the
 same validation images. The images are the first ``n`` of each chosen class in the validation split, so every run and every call
 draws the same ones. Rows = images; columns = the image, then one overlay per run titled attention / stem.
 Only probe images belong in committed figures: data other than the synthetic probe cannot be written
@@ -93,9 +93,9 @@ class GradCAMFigure:
 
 def load(path: Path | str) -> Explained:
     """A run folder (its best checkpoint) or a checkpoint inside one (<run>/checkpoints/*.ckpt): the run's records
-    (through the report's reader) and that checkpoint's model (:func:`fer_ablation.trained.load`)."""
+    (through the report's reader) and that checkpoint's model (:func:`fer_ablation.trained.restore`)."""
     path = Path(path)
-    loaded = trained.load(path)
+    loaded = trained.restore(path)
     if loaded.run_dir is None:
         raise FileNotFoundError(f"{path}: Grad-CAM draws the run's own validation images, so it needs a run folder "
                                 "or a checkpoint in a run folder's checkpoints/ (with its metrics.json)")

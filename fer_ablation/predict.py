@@ -6,7 +6,7 @@
     python -m fer_ablation.predict ckpt_path=outputs/runs/<run> inputs=photos/
 
 ``ckpt_path`` is a checkpoint file or a run folder (its ``checkpoints/best.ckpt``), loaded by
-:func:`fer_ablation.trained.load` (nothing is downloaded; the class list is checked).
+:func:`fer_ablation.trained.restore` (nothing is downloaded; the class list is checked).
 
 ``inputs`` is an image file, a folder (searched recursively for image files), a glob, or a list of
 them. Each image is read by the training data's reader (``fer_ablation.data.decode.read_image``: EXIF
@@ -126,7 +126,7 @@ def predict(cfg: DictConfig, out_dir: Path | str) -> PredictResult:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     if cfg.no_face not in NO_FACE:
         raise ValueError(f"no_face={cfg.no_face!r}: expected one of {list(NO_FACE)}")
-    loaded = trained.load(cfg.ckpt_path)
+    loaded = trained.restore(cfg.ckpt_path)
     module = loaded.module
     pre = loaded.preprocessing(image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean, std=cfg.std)
     face_crop = pre.face_crop if cfg.face_crop is None else str(cfg.face_crop)

@@ -1,6 +1,6 @@
 """One path from a trained model on disk to a module ready to score: a ``.ckpt`` file or a run folder.
 
-``load(ckpt_path)`` serves ``evaluate``, ``predict``, ``export`` and Grad-CAM: ``ckpt_path`` is a checkpoint
+``restore(ckpt_path)`` serves ``evaluate``, ``predict``, ``export`` and Grad-CAM: ``ckpt_path`` is a checkpoint
 file or a run folder (its ``checkpoints/best.ckpt``). The module is rebuilt on the CPU in eval mode from
 the checkpoint's hyper-parameters and weights only: nothing is downloaded, whatever the hyper-parameters say
 about ImageNet weights (a checkpoint carries its own). Its class list must be a label set the suite knows
@@ -202,7 +202,7 @@ class Trained:
         return resolve_preprocessing(self.module.hparams, **given, source=f"ckpt_path={self.checkpoint}")
 
 
-def load(ckpt_path) -> Trained:
+def restore(ckpt_path) -> Trained:
     """The trained model at ``ckpt_path``: a .ckpt file or a run folder (see the module docstring)."""
     path = checkpoint_path(ckpt_path)
     run_dir = run_folder(path)
