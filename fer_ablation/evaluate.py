@@ -6,9 +6,13 @@ record (`absent_classes`), classes the checkpoint does not know are skipped and 
 module (`unscored_classes`: images per split and class). Writes the same metrics.json / predictions.csv contract as a training run, marked
 `"kind": "evaluation"` (the collector leaves such records out of the training tables).
 
-The images are prepared as the model was trained (image size, grayscale, normalisation: the
-checkpoint's `preprocessing` hyper-parameter); an explicit `data.*` override that contradicts it is an
-error. `splits` lists the splits to score, each scored whole and named as asked; by default every
+`ckpt_path` is a .ckpt file or a run folder (:func:`fer_ablation.trained.restore`). The images are prepared as
+the model was trained (image size, grayscale, normalisation: the checkpoint's `preprocessing` hyper-parameter);
+an explicit `data.*` override that contradicts it is an error, whether it names the key or its whole group
+(`data.normalize={...}`). On the data the run trained on, the splits are made as the run made them (its split
+seed, fractions, duplicate policy and probe knobs, from its metrics.json fingerprint): an override that would move
+images between splits is refused unless `new_data=true`, and so is `splits=[all]`. metrics.json's
+`split_definition` says which definition was used and why. `splits=[]` is an error. `splits` lists the splits to score, each scored whole and named as asked; by default every
 evaluation split of a split data set, and the whole of an unsplit folder (split `all`).
 """
 
@@ -24,8 +28,9 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import provenance, records
+from fer_ablation import provenance, records, trained
 from fer_ablation.config import CONFIG_DIR
+from fer_ablation.trained import to_plain
 
 log = logging.getLogger("fer_ablation")
 
@@ -33,18 +38,51 @@ PREPROCESSING_KEYS = ("image_size", "grayscale", "normalize.mean", "normalize.st
 # Taken from the checkpoint unless given on the command line: a model trained on tight crops (face_crop=none)
 # is rightly evaluated on photos with data.face_crop=haar. Absent from checkpoints older than face crops.
 OPTIONAL_KEYS = ("face_crop", "face_margin")
+# What decides which images land in which split: taken from the run on its own data (split_definition)
+SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction", "dedup")
 WHOLE = "all"
 
 
-def checkpoint_path(value) -> Path:
-    """A .ckpt file, or a run folder (its checkpoints/best.ckpt)."""
-    path = Path(str(value))
-    if path.is_dir():
-        path = path / "checkpoints" / "best.ckpt"
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={value}: no checkpoint file at {path} "
-                                "(expected a .ckpt written by a run, or a run folder)")
-    return path
+def given(key: str, explicit: Sequence[str]) -> bool:
+    """Whether the command line set data.`key`, itself or through a whole group above it (data.normalize={...})."""
+    name = f"data.{key}"
+    return any(e == name or (e.startswith("data.") and name.startswith(e + ".")) for e in explicit)
+
+
+def split_definition(data_cfg: DictConfig, record: dict | None, run_dir: Path | None, explicit: Sequence[str],
+                     new_data: bool) -> tuple[DictConfig, dict]:
+    """(`data_cfg` with the split definition of the run that made the checkpoint, the definition as recorded).
+
+    On the run's own data (same set and root, or the probe) the run's split seed, fractions, duplicate policy and
+    probe knobs are used, so no training image is scored as a held-out one; an explicit override that differs is
+    refused unless `new_data` (the user says the images are not the run's). Other data keeps its own."""
+    data_cfg = data_cfg.copy()
+    keys = [k for k in SPLIT_KEYS if k in data_cfg]
+    identity = (((record or {}).get("fingerprint") or {}).get("fields") or {}).get("data")
+    if new_data or identity is None:
+        why = "new_data=true" if new_data else f"{run_dir or 'the checkpoint'} records no split definition"
+        if identity is None and not new_data:
+            log.warning("%s: the splits are made as data.* says (split_seed=%s); images the run trained on may be "
+                        "scored", why, data_cfg.split_seed)
+        return data_cfg, {"source": "command line", "reason": why, **{k: to_plain(data_cfg[k]) for k in keys}}
+    probe = data_cfg.name == "synthetic" and not data_cfg.get("root")
+    if identity["name"] != data_cfg.name or (probe != ("probe" in identity)) or (
+            not probe and str(Path(str(data_cfg.root)).expanduser().resolve()) != identity.get("root")):
+        where = identity.get("root", "the probe set")
+        return data_cfg, {"source": "command line", "reason": f"other data than the run's {identity['name']} at {where}",
+                          **{k: to_plain(data_cfg[k]) for k in keys}}
+    run_values = {k: identity[k] for k in keys if k in identity}
+    if probe:
+        run_values.update({k: v for k, v in identity["probe"].items() if k in data_cfg})
+    conflicts = [f"data.{k}={to_plain(data_cfg[k])} (the run used {v})" for k, v in run_values.items()
+                 if given(k, explicit) and to_plain(data_cfg[k]) != v]
+    if conflicts:
+        raise ValueError(f"{run_dir}: " + "; ".join(conflicts) + ": on the run's own data this would move images "
+                         "between its splits (training images scored as held-out ones); drop the override, or "
+                         "pass new_data=true if these images are not the run's")
+    for key, value in run_values.items():
+        OmegaConf.update(data_cfg, key, value, merge=False)
+    return data_cfg, {"source": "run", "reason": f"the run's own data ({run_dir})", **run_values}
 
 
 def evaluation_precision(precision: str | None, ckpt: Path, accelerator: str | None) -> tuple[str, str]:
@@ -71,11 +109,11 @@ def apply_preprocessing(data_cfg: DictConfig, trained: dict | None, explicit: Se
     conflicts = []
     for key in PREPROCESSING_KEYS:
         value = OmegaConf.select(OmegaConf.create(trained), key)
-        if key in OPTIONAL_KEYS and (value is None or f"data.{key}" in explicit):
+        if key in OPTIONAL_KEYS and (value is None or given(key, explicit)):
             continue
-        given = OmegaConf.to_container(OmegaConf.create({"v": OmegaConf.select(data_cfg, key)}), resolve=True)["v"]
-        if f"data.{key}" in explicit and given != value:
-            conflicts.append(f"data.{key}={given} (the model was trained with {value})")
+        current = to_plain(OmegaConf.select(data_cfg, key))
+        if given(key, explicit) and current != value:
+            conflicts.append(f"data.{key}={current} (the model was trained with {value})")
         OmegaConf.update(data_cfg, key, value, merge=False)
     if conflicts:
         raise ValueError(f"{ckpt}: " + "; ".join(conflicts) + ": drop the override, the checkpoint's "
@@ -117,19 +155,23 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
     """Score cfg.ckpt_path on cfg.data; `explicit`: the keys given on the command line (data.image_size...)."""
     from fer_ablation.data import build_datamodule
     from fer_ablation.data.label_set import resolve_classes
-    from fer_ablation.lit_module import FERModule
     from fer_ablation.training import write_predictions
 
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    ckpt_path = checkpoint_path(cfg.ckpt_path)
-    module = FERModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    spec, ckpt_classes = dict(module.hparams.model_spec), list(module.hparams.classes)
+    if cfg.get("splits") is not None and len(cfg.splits) == 0:
+        raise ValueError("splits=[]: nothing to score; name some of train, val, test or all, or leave splits unset "
+                         "(the evaluation splits the data has)")
+    loaded = trained.restore(cfg.ckpt_path)
+    module, ckpt_path = loaded.module, loaded.checkpoint
+    spec, ckpt_classes = dict(module.hparams.model_spec), loaded.classes
 
     data_cfg = apply_preprocessing(cfg.data, module.hparams.get("preprocessing"), explicit, ckpt_path)
+    new_data = bool(cfg.get("new_data", False))
+    data_cfg, splits_used = split_definition(data_cfg, loaded.record, loaded.run_dir, explicit, new_data)
     data_cfg.ignore_unknown_classes = bool(cfg.ignore_unknown_classes)
     # classes map by name: images of classes the model lacks are left out and reported (unscored_classes)
-    if "data.classes" in explicit and list(resolve_classes(data_cfg.classes)) != ckpt_classes:
+    if given("classes", explicit) and list(resolve_classes(data_cfg.classes)) != ckpt_classes:
         raise ValueError(f"{ckpt_path}: data.classes={list(data_cfg.classes)} differs from the checkpoint's "
                          f"classes {ckpt_classes}: evaluation scores the model's classes (images of others are "
                          "left out and counted); drop data.classes")
@@ -146,6 +188,9 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
     if unknown:
         raise ValueError(f"splits={splits}: {cfg.data.name} data at {described['root']} ({layout} layout) "
                          f"has no split {unknown}; expected some of {available}")
+    if WHOLE in splits and splits_used["source"] == "run":
+        raise ValueError(f"splits={splits}: `all` of the folder {loaded.run_dir} trained on scores its training "
+                         "images; pass new_data=true if these images are not the run's")
     if WHOLE in splits:
         # The whole folder: no hold-out, every image lands in `train`, scored as `all`.
         whole_cfg = data_cfg.copy()
@@ -189,6 +234,7 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
         "image_size": int(data_cfg.image_size),
         "preprocessing": {"image_size": int(data_cfg.image_size), "grayscale": bool(data_cfg.grayscale),
                           "normalize": OmegaConf.to_container(data_cfg.normalize, resolve=True)},
+        "split_definition": splits_used,
         "classes": ckpt_classes,
         "num_classes": len(ckpt_classes),
         "best": {"epoch": (module.loaded_epoch if module.loaded_epoch is not None else -1) + 1,

@@ -2,6 +2,7 @@
 
     python -m fer_ablation.export ckpt_path=best.ckpt format=onnx out=fer.onnx
     python -m fer_ablation.export ckpt_path=old.ckpt format=onnx image_size=48 grayscale=true
+    python -m fer_ablation.export ckpt_path=outputs/runs/<run> out=fer.onnx
 
 The graph maps the model's float input ``input`` [N, in_chans, S, S] to ``logits`` [N, classes]
 (softmax them for probabilities); N is dynamic, S is the training size. Exported with PyTorch's
@@ -22,18 +23,23 @@ the input from an image, as training did (``fer_ablation.data.decode`` then
 Then a parity check: onnxruntime's logits against PyTorch's on random images (two batch sizes,
 to exercise the dynamic axis). The largest absolute difference is printed and bounded by
 ``parity.atol + parity.rtol * max |logit|``: float32 rounding grows with the logits' magnitude (a
-trained model's logits of about 250 differed by 4e-4, relative 1.6e-6). Above the bound the export
-fails and removes the file.
+trained model's logits of about 250 differed by 4e-4, relative 1.6e-6). The file is built and checked
+in a temporary folder beside ``out``, which it replaces (atomically) only once the check passed: above the
+bound, or on any failure (non-finite logits, a full disk), the export fails and ``out`` is left as it was.
+``ckpt_path`` is a checkpoint file or a run folder (:func:`fer_ablation.trained.restore`).
 
-Every attention module (CA, SimAM, BAM, ECA, ACmix, CoordAtt, SE, CBAM) and both stems export at
+Every attention module but ACmix (CA, SimAM, BAM, ECA, CoordAtt, SE, CBAM) and both stems export at
 opset 17 and match with absolute differences of 1e-7 to 7e-5 (randomly initialised, 32 px, CPU). The tracer
 warns about SimAM's ``n = H * W - 1``: it is recorded as a constant, which is right because the
-input size is fixed.
+input size is fixed. ACmix reflect-pads its window, which gives non-finite logits in onnxruntime: its export
+fails the parity check and writes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +48,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from fer_ablation import resolvers
-from fer_ablation.predict import Preprocessing, load_module, resolve_preprocessing
+from fer_ablation import records, resolvers, trained
+from fer_ablation.trained import Preprocessing
 from fer_ablation.config import CONFIG_DIR
 
 resolvers.register()
@@ -147,21 +153,26 @@ def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
     atol, rtol = float(cfg.parity.atol), float(cfg.parity.rtol)
     if atol < 0 or rtol < 0:
         raise ValueError(f"parity.atol={atol} and parity.rtol={rtol} must be >= 0")
-    module = load_module(cfg.ckpt_path)
-    pre = resolve_preprocessing(module.hparams, image_size=cfg.image_size, grayscale=cfg.grayscale,
-                                mean=cfg.mean, std=cfg.std, source=f"ckpt_path={cfg.ckpt_path}")
-    path = Path(cfg.out) if cfg.out else Path(out_dir) / f"{Path(cfg.ckpt_path).stem}.onnx"
+    loaded = trained.restore(cfg.ckpt_path)
+    module = loaded.module
+    pre = loaded.preprocessing(image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean, std=cfg.std)
+    path = Path(cfg.out) if cfg.out else Path(out_dir) / f"{Path(str(cfg.ckpt_path)).stem}.onnx"
     props = metadata(module.hparams["classes"], pre, module.hparams["model_spec"])
-    export_onnx(module.model, pre, path, props, opset=cfg.opset)
-    check = parity(module.model, pre, path, seed=int(cfg.parity.seed))
-    bound = check.bound(atol, rtol)
-    print(f"{path}: onnxruntime vs PyTorch logits, max abs difference {check.max_abs_diff:.3g} "
-          f"(bound {bound:.3g} = {atol:g} + {rtol:g} x max |logit| {check.max_abs_logit:.3g})")
-    if not check.max_abs_diff <= bound:
-        path.unlink()
-        raise ParityError(f"{path}: onnxruntime's logits differ from PyTorch's by up to {check.max_abs_diff:.3g} "
-                          f"(> {bound:.3g} = parity.atol + parity.rtol x max |logit|); the file is not a faithful "
-                          "export and was removed")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # built and checked beside `out`, which it replaces only once it passed: a failure leaves `out` as it was
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
+        candidate = Path(scratch) / path.name
+        export_onnx(module.model, pre, candidate, props, opset=cfg.opset)
+        check = parity(module.model, pre, candidate, seed=int(cfg.parity.seed))
+        bound = check.bound(atol, rtol)
+        print(f"{path}: onnxruntime vs PyTorch logits, max abs difference {check.max_abs_diff:.3g} "
+              f"(bound {bound:.3g} = {atol:g} + {rtol:g} x max |logit| {check.max_abs_logit:.3g})")
+        if not check.max_abs_diff <= bound:
+            raise ParityError(f"{path}: onnxruntime's logits differ from PyTorch's by up to "
+                              f"{check.max_abs_diff:.3g} (> {bound:.3g} = parity.atol + parity.rtol x max |logit|); "
+                              f"the export is not faithful and was not written ({path} is unchanged)")
+        with records.atomic_file(path) as handle, candidate.open("rb") as source:
+            shutil.copyfileobj(source, handle)
     return ExportResult(path, check, bound, props)
 
 

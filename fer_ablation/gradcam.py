@@ -15,8 +15,8 @@ class is the image's true class (``--target true``) or the run's prediction (``-
 
 Each run folder is read by the report's reader (``fer_ablation.report.runs.load_run``: metrics.json and
 ``.hydra/config.yaml``, whose data group is drawn) and its model restored from ``checkpoints/best.ckpt``
-with ``FERModule.load_from_checkpoint``; every run must see the same validation images. The
-images are the first ``n`` of each chosen class in the validation split, so every run and every call
+(or the checkpoint named, inside a run folder) by :func:`fer_ablation.trained.restore`; every run must see the
+same validation images. The images are the first ``n`` of each chosen class in the validation split, so every run and every call
 draws the same ones. Rows = images; columns = the image, then one overlay per run titled attention / stem.
 Only probe images belong in committed figures: data other than the synthetic probe cannot be written
 under results/ (write such figures elsewhere with --out).
@@ -41,6 +41,7 @@ from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
+from fer_ablation import trained  # noqa: E402
 from fer_ablation.data import build_datamodule  # noqa: E402
 from fer_ablation.data.labels import canonical_class  # noqa: E402
 from fer_ablation.lit_module import FERModule  # noqa: E402
@@ -90,20 +91,22 @@ class GradCAMFigure:
     predictions: dict[str, list[int]]
 
 
-def load(run_dir: Path | str) -> Explained:
-    """The run's records (through the report's reader) and its best checkpoint's model."""
-    run_dir = Path(run_dir)
-    checkpoint = run_dir / "checkpoints" / "best.ckpt"
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a finished run folder: {checkpoint} is missing")
+def load(path: Path | str) -> Explained:
+    """A run folder (its best checkpoint) or a checkpoint inside one (<run>/checkpoints/*.ckpt): the run's records
+    (through the report's reader) and that checkpoint's model (:func:`fer_ablation.trained.restore`)."""
+    path = Path(path)
+    loaded = trained.restore(path)
+    if loaded.run_dir is None:
+        raise FileNotFoundError(f"{path}: Grad-CAM draws the run's own validation images, so it needs a run folder "
+                                "or a checkpoint in a run folder's checkpoints/ (with its metrics.json)")
+    run_dir = path if path.is_dir() else loaded.run_dir
     run = load_run(run_dir)
     if run is None or run.group_key is None:
         why = run.reason if run else "no metrics.json"
         raise FileNotFoundError(f"{run_dir}: expected a metrics.json naming data and image_size ({why})")
     if run.config is None:
         raise FileNotFoundError(f"{run_dir}: expected a readable .hydra/config.yaml (the run's data config)")
-    module = FERModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
-    return Explained(run, module.eval())
+    return Explained(run, loaded.module)
 
 
 def select_images(targets: torch.Tensor, classes: list[int], n: int) -> list[int]:
@@ -220,7 +223,8 @@ def draw(run_dirs: list[Path | str], *, classes=DEFAULT_CLASSES, n: int = 4, out
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer_ablation.gradcam", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dirs", nargs="+", type=Path, help="run folders (one overlay column each)")
+    p.add_argument("run_dirs", nargs="+", type=Path,
+                   help="run folders, or checkpoints inside them (one overlay column each)")
     p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), help="classes drawn (names or aliases)")
     p.add_argument("--n", type=int, default=4, help="images per class (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="PNG (default: results/figures/gradcam_<group>.png)")

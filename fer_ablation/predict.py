@@ -3,9 +3,14 @@
     python -m fer_ablation.predict ckpt_path=best.ckpt inputs=photos/ face_crop=haar annotate=true
     python -m fer_ablation.predict ckpt_path=best.ckpt 'inputs=shots/**/*.jpg' gradcam=true out=preds/
     python -m fer_ablation.predict ckpt_path=old.ckpt inputs=a.png image_size=48 grayscale=true
+    python -m fer_ablation.predict ckpt_path=outputs/runs/<run> inputs=photos/
+
+``ckpt_path`` is a checkpoint file or a run folder (its ``checkpoints/best.ckpt``), loaded by
+:func:`fer_ablation.trained.restore` (nothing is downloaded; the class list is checked).
 
 ``inputs`` is an image file, a folder (searched recursively for image files), a glob, or a list of
-them. Each image is read (EXIF orientation applied), optionally cropped to its largest face
+them. Each image is read by the training data's reader (``fer_ablation.data.decode.read_image``: EXIF
+orientation applied, 16-bit and float images scaled to 8 bits as in training), optionally cropped to its largest face
 (``face_crop=haar``, :mod:`fer_ablation.face`), then decoded and normalised exactly as the training
 data were (``fer_ablation.data.decode.pil_to_array``: L or RGB, bilinear resize to the model's size;
 ``fer_ablation.data.augment.to_model_input``: channels and mean/std). The preprocessing comes from
@@ -27,19 +32,19 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
-from fer_ablation import records, resolvers
-from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, to_model_input
-from fer_ablation.data.decode import pil_to_array, to_8bit
+from fer_ablation import records, resolvers, trained
+from fer_ablation.data.decode import read_image
 from fer_ablation.data.folders import IMAGE_EXTENSIONS, list_images
-from fer_ablation.face import DEFAULT_MARGIN, Box, HaarFaceDetector, crop_face
+from fer_ablation.face import Box, HaarFaceDetector, crop_face
+from fer_ablation.trained import Preprocessing, to_plain
 from fer_ablation.config import CONFIG_DIR
 
 log = logging.getLogger("fer_ablation")
@@ -52,118 +57,6 @@ ANNOTATE_MAX_SIDE = 1024  # annotated copies of larger photos are scaled down to
 GRADCAM_MIN_SIDE = 224  # overlays of small model inputs are scaled up to this side to be legible
 PREDICTIONS = "predictions.csv"
 SKIPPED = "skipped.csv"
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How an image becomes the model's input: decoded at ``image_size`` as L (``grayscale``) or RGB,
-    then ``(x / 255 - mean) / std`` per model channel (``in_chans``), as in training."""
-
-    image_size: int
-    grayscale: bool
-    in_chans: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    face_crop: str = "none"
-    face_margin: float = DEFAULT_MARGIN
-
-    @property
-    def channel_mean(self) -> list[float]:
-        """The mean subtracted from each of the model's ``in_chans`` channels (to_model_input's rule)."""
-        return self._per_channel(self.mean)
-
-    @property
-    def channel_std(self) -> list[float]:
-        return self._per_channel(self.std)
-
-    def _per_channel(self, values) -> list[float]:
-        values = [float(v) for v in values]
-        if self.in_chans == 1 and len(values) == 3:
-            return [sum(values) / 3]
-        return values
-
-    def to_array(self, image: Image.Image) -> np.ndarray:
-        """uint8 [C, S, S] as the training data were decoded."""
-        return pil_to_array(image, self.image_size, self.grayscale)
-
-    def to_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, C, S, S] -> the model's float input."""
-        return to_model_input(images, self.in_chans, self.mean, self.std)
-
-
-def load_module(ckpt_path: Path | str):
-    """The checkpoint's FERModule on the CPU in eval mode (tensors and plain containers only are unpickled)."""
-    from fer_ablation.lit_module import FERModule
-
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file (expected a .ckpt written by a run)")
-    try:
-        module = FERModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any failure to unpickle or to match the weights: name the file
-        raise ValueError(f"ckpt_path={path}: cannot load the checkpoint ({type(exc).__name__}: {exc})") from exc
-    return module.eval()
-
-
-def resolve_preprocessing(hparams: Mapping[str, Any], *, image_size: int | None = None,
-                          grayscale: bool | None = None, mean: Sequence[float] | None = None,
-                          std: Sequence[float] | None = None, source: str = "the checkpoint") -> Preprocessing:
-    """The checkpoint's ``preprocessing`` hyper-parameters, or the explicit values when it has none.
-
-    An explicit value that contradicts the checkpoint is an error: a 48 px model fed 224 px inputs
-    runs without complaint and scores near chance.
-    """
-    in_chans = int(hparams["model_spec"].get("in_chans", 3))
-    stored = hparams.get("preprocessing")
-    given = {"image_size": image_size, "grayscale": grayscale, "mean": mean, "std": std}
-    if stored:
-        stored = dict(stored)
-        normalize = dict(stored.get("normalize") or {})
-        values = {
-            "image_size": stored.get("image_size"),
-            "grayscale": stored.get("grayscale"),
-            "mean": stored.get("mean", normalize.get("mean")),
-            "std": stored.get("std", normalize.get("std")),
-        }
-        missing = [k for k, v in values.items() if v is None]
-        if missing:
-            raise ValueError(f"{source}: preprocessing {stored} lacks {missing}")
-        for key, value in given.items():
-            if value is not None and _plain(value) != _plain(values[key]):
-                raise ValueError(f"{key}={_plain(value)} contradicts {source}, trained with {key}={_plain(values[key])}; "
-                                 f"leave {key} unset to use the checkpoint's value")
-        face_crop = str(stored.get("face_crop") or "none")
-        face_margin = float(stored.get("face_margin", DEFAULT_MARGIN))
-    else:
-        if image_size is None or grayscale is None:
-            raise ValueError(
-                f"{source} holds no preprocessing (image size, grayscale); pass image_size= and grayscale= "
-                "as the run was trained (data.image_size and data.grayscale in the run's .hydra/config.yaml), "
-                "and mean=/std= if it changed data.normalize (default: ImageNet's)"
-            )
-        values = {"image_size": image_size, "grayscale": grayscale,
-                  "mean": IMAGENET_MEAN if mean is None else mean, "std": IMAGENET_STD if std is None else std}
-        face_crop, face_margin = "none", DEFAULT_MARGIN
-    if not isinstance(values["grayscale"], bool):
-        raise ValueError(f"grayscale must be true or false, got {values['grayscale']!r}")
-    size = values["image_size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"image_size must be a positive integer (pixels), got {size!r}")
-    pre = Preprocessing(size, values["grayscale"], in_chans, tuple(float(v) for v in _plain(values["mean"])),
-                        tuple(float(v) for v in _plain(values["std"])), face_crop, face_margin)
-    if len(pre.channel_mean) != in_chans or len(pre.channel_std) != in_chans:
-        raise ValueError(f"mean {list(pre.mean)} / std {list(pre.std)} do not fit a model with in_chans={in_chans}")
-    if min(pre.channel_std) <= 0:
-        raise ValueError(f"std must be positive, got {list(pre.std)}")
-    return pre
-
-
-def _plain(value):
-    if OmegaConf.is_config(value):
-        return OmegaConf.to_container(value, resolve=True)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 def expand_inputs(inputs: str | Sequence[str]) -> list[Path]:
@@ -192,15 +85,6 @@ def expand_inputs(inputs: str | Sequence[str]) -> list[Path]:
             raise ValueError(f"inputs: {item!r} matched no image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         found.update(dict.fromkeys(paths))
     return list(found)
-
-
-def read_image(path: Path | str) -> Image.Image:
-    """The image upright (EXIF orientation applied) in an 8-bit mode; OSError/ValueError with the reason."""
-    if os.path.getsize(path) == 0:
-        raise OSError("empty file")
-    with Image.open(path) as img:
-        img.load()  # decodes fully, so a truncated file raises here
-        return to_8bit(ImageOps.exif_transpose(img))
 
 
 def output_names(paths: Sequence[Path]) -> list[Path]:
@@ -242,15 +126,15 @@ def predict(cfg: DictConfig, out_dir: Path | str) -> PredictResult:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     if cfg.no_face not in NO_FACE:
         raise ValueError(f"no_face={cfg.no_face!r}: expected one of {list(NO_FACE)}")
-    module = load_module(cfg.ckpt_path)
-    pre = resolve_preprocessing(module.hparams, image_size=cfg.image_size, grayscale=cfg.grayscale,
-                                mean=cfg.mean, std=cfg.std, source=f"ckpt_path={cfg.ckpt_path}")
+    loaded = trained.restore(cfg.ckpt_path)
+    module = loaded.module
+    pre = loaded.preprocessing(image_size=cfg.image_size, grayscale=cfg.grayscale, mean=cfg.mean, std=cfg.std)
     face_crop = pre.face_crop if cfg.face_crop is None else str(cfg.face_crop)
     if face_crop not in FACE_CROPS:
         raise ValueError(f"face_crop={face_crop!r}: expected one of {list(FACE_CROPS)}")
     margin = pre.face_margin if cfg.face_margin is None else float(cfg.face_margin)
     detector = HaarFaceDetector(**OmegaConf.to_container(cfg.face_detector)) if face_crop == "haar" else None
-    paths = expand_inputs(_plain(cfg.inputs))
+    paths = expand_inputs(to_plain(cfg.inputs))
     names = output_names(paths)
     result = PredictResult(out_dir, list(module.hparams["classes"]))
     log.info("predicting %d image(s) with %s (%d px, %s, face_crop=%s)", len(paths), cfg.ckpt_path,

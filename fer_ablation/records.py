@@ -124,10 +124,13 @@ def read_history(run_dir: Path | str) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
-        return [
+        rows = [
             {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
             for row in csv.DictReader(handle)
         ]
+    for row in rows:  # an integer, as written: a resumed run rewrites these rows and must keep their format
+        row["epoch"] = int(row["epoch"])
+    return rows
 
 
 def write_predictions(
@@ -226,7 +229,7 @@ def read_config(run_dir: Path | str) -> DictConfig | None:
 # Run folder housekeeping: what a fresh start moves aside, and who may write the folder.
 
 # What a training run writes into its folder (Hydra's .hydra/ and log file belong to the current command).
-RUN_OUTPUTS = (METRICS, PREDICTIONS, HISTORY, "checkpoints", "csv", "wandb")
+RUN_OUTPUTS = (METRICS, PREDICTIONS, PREDICTIONS_LAST, HISTORY, "checkpoints", "csv", "wandb")
 LOCK = ".run.lock"
 PREVIOUS = "previous-"
 

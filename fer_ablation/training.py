@@ -411,11 +411,15 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         done = _checkpoint_epoch(resume_from) + 1
         log.info("resuming from %s: epochs 1-%d done, continuing at epoch %d", resume_from, done, done + 1)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    if not checkpoint.best_model_path:
+        raise RuntimeError(f"training stopped at step {trainer.global_step} (epoch {trainer.current_epoch + 1}) "
+                           "before its first validation, so no checkpoint was selected: let the run reach the end "
+                           "of an epoch (trainer.max_steps or trainer.limit_train_batches end it earlier)")
 
     splits = dm.eval_splits
     last = evaluate_splits(trainer, module, dm, splits)
     last_epoch = trainer.current_epoch
-    best_path = checkpoint.best_model_path or str(checkpoint_dir / "best.ckpt")
+    best_path = checkpoint.best_model_path
     if _checkpoint_epoch(best_path) + 1 == last_epoch:
         # the best checkpoint holds the last epoch's weights: scoring it again would repeat `last` exactly
         best_evaluations, best_epoch = last, last_epoch
@@ -436,7 +440,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "classes": classes,
         "num_classes": len(classes),
         "pretrained": pretrained_note,
-        **evidence_record(cfg, dm, classes, str(trainer.precision), pretrained_note),
+        **evidence_record(cfg, dm, classes, str(trainer.precision), pretrained_note, trainer.world_size),
         "best": best,
         "last": last_record,
         "epochs_completed": last_epoch,
@@ -468,13 +472,14 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     return metrics
 
 
-def evidence_record(cfg: DictConfig, dm, classes: list[str], precision: str, pretrained) -> dict:
+def evidence_record(cfg: DictConfig, dm, classes: list[str], precision: str, pretrained, world_size: int = 1) -> dict:
     """metrics.json's split roles, report split, duplicate counts and the run's fingerprint."""
     return {
         "splits": dm.split_roles(),
         "report_split": dm.report_split,
         "duplicates": dm.duplicates,
-        "fingerprint": run_fingerprint(cfg, dm.cfg, dm.describe()["root"], classes, precision, pretrained),
+        "fingerprint": run_fingerprint(cfg, dm.cfg, dm.describe()["root"], classes, precision, pretrained,
+                                       world_size),
     }
 
 

@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 from fer_ablation import experiments, stats
 from fer_ablation.fingerprint import fingerprint_hash
 from fer_ablation.report import cli, render, tables
-from fer_ablation.report.runs import config_group, load_run
+from fer_ablation.report.claims import claim_frames
+from fer_ablation.report.runs import config_group, load_ablation, load_run, load_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -483,17 +484,23 @@ def test_a_zero_init_run_never_counts_as_the_baseline(tmp_path):
     assert load_run(run).configuration is None
 
 
-def test_identical_seed_differences_are_flagged(tmp_path):
+def test_identical_seed_differences_get_no_p_value_and_no_verdict(tmp_path):
+    """Three seed pairs exactly +10.00 pp apart (forged or duplicated runs): no p, no Sig., no claim verdict."""
     for s in (0, 1, 2):
         write_run(tmp_path, "baseline", s, n_val=200, n_test=200, level=BASE[s], exact=True)
         write_run(tmp_path, "ca", s, n_val=200, n_test=200, level=BASE[s] + 0.1, exact=True)
         write_run(tmp_path, "sc", s, n_val=200, n_test=200, level=BASE[s], exact=True)
     frames = tables.collect([tmp_path], tmp_path / "tables", n_boot=100)
-    row = _row(frames["table1"], "ca")
-    assert row["delta_accuracy_pp"] == pytest.approx(10) and "no seed-to-seed spread" in row["notes"]
-    same = _row(frames["table1"], "sc")  # every seed exactly as good as the baseline: no test, no Sig.
-    assert np.isnan(same["p_seeds"]) and same["significant"] is None and "no t-test" in same["notes"]
-    assert same["paired_seeds"] == 3 and _row(frames["table1"], "ca")["holm_m"] == 1
+    for configuration, effect in (("ca", "+10.00 pp"), ("sc", "+0.00 pp")):
+        row = _row(frames["table1"], configuration)
+        assert np.isnan(row["p_seeds"]) and np.isnan(row["p_seeds_permutation"]) and row["significant"] is None
+        assert f"same difference ({effect}): with no seed-to-seed spread there is no p-value" in row["notes"]
+        assert row["paired_seeds"] == 3 and row["holm_m"] == 0
+    assert _row(frames["table1"], "ca")["delta_accuracy_pp"] == pytest.approx(10)
+    claims, comparisons = claim_frames(load_runs([tmp_path]), load_ablation("paper"))
+    ca = comparisons[(comparisons["model"] == "ca") & (comparisons["over"] == "baseline")].iloc[0]
+    assert ca["comparison_verdict"] == "inconclusive" and np.isnan(ca["p"]) and "no verdict" in ca["why"]
+    assert "supported" not in set(claims["verdict"])
 
 
 def test_missing_or_empty_run_path_exits_nonzero_and_keeps_tables(tmp_path, capsys):

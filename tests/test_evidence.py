@@ -90,7 +90,7 @@ def test_duplicates_counted_dropped_named_and_cached(tmp_path, caplog):
     assert kept.duplicates["test"]["of_train"] + kept.duplicates["test"]["of_val"] == 4
     assert kept.duplicates["test"]["dropped"] == 0
     assert len(kept.split_paths("test")) == 7 * N_PUBLIC + 4
-    with pytest.raises(DataError, match="dedup must be one of drop, keep"):
+    with pytest.raises(DataError, match="dedup must be one of drop, drop_near, keep"):
         build_datamodule({**cfg, "dedup": "maybe"})
 
 

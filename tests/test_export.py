@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_ablation import export, predict
+from fer_ablation import export, predict, trained
 from fer_ablation.models import ATTENTIONS, STEMS, build_model
-from fer_ablation.predict import Preprocessing
+from fer_ablation.trained import Preprocessing
 from tests.checkpoint_helpers import save_checkpoint
 
 onnx = pytest.importorskip("onnx")
@@ -38,7 +38,7 @@ def test_export_baseline_checkpoint(compose_cfg, checkpoint, tmp_path, one_threa
 
     model = onnx.load(str(result.path))
     meta = {p.key: p.value for p in model.metadata_props}
-    module = predict.load_module(checkpoint)
+    module = trained.load_module(checkpoint)
     assert json.loads(meta["classes"]) == list(module.hparams["classes"])
     assert (meta["image_size"], meta["grayscale"], meta["in_chans"]) == (str(SIZE), "true", "3")
     assert json.loads(meta["mean"]) == pytest.approx([0.485, 0.456, 0.406])

@@ -21,11 +21,12 @@ EIGHT = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surpri
 THREE = ["happiness", "neutral", "surprise"]
 
 
-def make_ckplus(root: Path) -> Path:
+def make_ckplus(root: Path, seed: int = 0) -> Path:
+    """`seed`: other images (a folder the runs did not train on, which evaluate may score whole)."""
     for k, (name, n) in enumerate(CKPLUS.items()):
         (root / name).mkdir(parents=True)
         for i in range(n):
-            pixels = np.random.default_rng(10 * k + i).integers(0, 256, (40, 40), dtype=np.uint8)
+            pixels = np.random.default_rng(10 * k + i + 1000 * seed).integers(0, 256, (40, 40), dtype=np.uint8)
             Image.fromarray(pixels, "L").save(root / name / f"S{k:03d}_{i:03d}.png")
     return root
 
@@ -137,8 +138,9 @@ def test_collector_keeps_label_sets_in_separate_groups(label_set_runs, tmp_path)
 def test_evaluating_on_another_label_set_maps_by_name_and_reports(label_set_runs, compose_cfg, tmp_path):
     from fer_ablation.evaluate import evaluate
 
-    root, _, out = label_set_runs
+    _, _, out = label_set_runs
     _, run_dir = out["three"]
+    root = make_ckplus(tmp_path / "other", seed=1)
     cfg = compose_cfg(f"ckpt_path={run_dir}", "trainer=cpu", "trainer.enable_progress_bar=false",
                       "data=imagefolder", f"data.root={root}", config_name="evaluate", smoke=False)
     result = evaluate(cfg, tmp_path / "eval")
@@ -153,7 +155,8 @@ def test_evaluating_on_another_label_set_maps_by_name_and_reports(label_set_runs
 def test_evaluate_refuses_a_label_set_other_than_the_checkpoints(label_set_runs, compose_cfg, tmp_path):
     from fer_ablation.evaluate import evaluate
 
-    root, _, out = label_set_runs
+    _, _, out = label_set_runs
+    root = make_ckplus(tmp_path / "other", seed=1)
     cfg = compose_cfg(f"ckpt_path={out['three'][1]}", "trainer=cpu", "data=imagefolder", f"data.root={root}",
                       "data.classes=[happy,sad]", config_name="evaluate", smoke=False)
     with pytest.raises(ValueError, match=r"data.classes=\['happy', 'sad'\] differs"):

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from fer_ablation import face, predict
+from fer_ablation import face, predict, trained
 from fer_ablation.data.augment import to_model_input
 from fer_ablation.data.decode import pil_to_array
 from fer_ablation.face import Box
@@ -102,7 +102,7 @@ def test_probabilities_are_the_models_on_training_preprocessing(compose_cfg, che
                                   f"image_size={SIZE}", "grayscale=false", "batch_size=1"), tmp_path / "one")
     batched = predict.predict(_cfg(compose_cfg, f"ckpt_path={checkpoint}", f"inputs={photos}",
                                    f"image_size={SIZE}", "grayscale=false", "batch_size=8"), tmp_path / "all")
-    module = predict.load_module(checkpoint)
+    module = trained.load_module(checkpoint)
     with Image.open(photos / "face.png") as img:
         x = to_model_input(torch.from_numpy(pil_to_array(img, SIZE, grayscale=False))[None], 3)
     with torch.no_grad():
@@ -123,16 +123,16 @@ def test_preprocessing_from_checkpoint_metadata():
     hparams = {"model_spec": {"in_chans": 1},
                "preprocessing": {"image_size": 48, "grayscale": True, "normalize": {"mean": [0.5, 0.4, 0.3],
                                                                                    "std": [0.2, 0.2, 0.2]}}}
-    pre = predict.resolve_preprocessing(hparams)
+    pre = trained.resolve_preprocessing(hparams)
     assert (pre.image_size, pre.grayscale, pre.in_chans) == (48, True, 1)
     assert pre.channel_mean == pytest.approx([0.4]) and pre.channel_std == pytest.approx([0.2])
-    assert predict.resolve_preprocessing(hparams, image_size=48).image_size == 48
+    assert trained.resolve_preprocessing(hparams, image_size=48).image_size == 48
     with pytest.raises(ValueError, match="image_size=224 contradicts .* image_size=48"):
-        predict.resolve_preprocessing(hparams, image_size=224)
+        trained.resolve_preprocessing(hparams, image_size=224)
     with pytest.raises(ValueError, match="lacks"):
-        predict.resolve_preprocessing({"model_spec": {}, "preprocessing": {"image_size": 48}})
+        trained.resolve_preprocessing({"model_spec": {}, "preprocessing": {"image_size": 48}})
     with pytest.raises(ValueError, match="image_size must be a positive integer"):
-        predict.resolve_preprocessing({"model_spec": {}}, image_size=0, grayscale=True)
+        trained.resolve_preprocessing({"model_spec": {}}, image_size=0, grayscale=True)
 
 
 def test_expand_inputs(photos, compose_cfg):

@@ -35,7 +35,7 @@ from fer_ablation.data.decode import decode_samples
 from fer_ablation.data.folders import Samples, display_path
 from fer_ablation.records import atomic_file, write_atomic
 
-CACHE_VERSION = 2  # 2: pixel hashes stored with every split
+CACHE_VERSION = 3  # 2: pixel hashes stored with every split; 3: with perceptual hashes
 MEMORY_LIMIT_BYTES = 4 * 2**30  # in_memory: auto uses the tensor cache below this size
 
 

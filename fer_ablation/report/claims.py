@@ -8,7 +8,8 @@ there that has a p-value.
 
 A comparison is *supported* when its Holm p < 0.05 with a positive mean difference over at least
 3 seed pairs, *contradicted* when its Holm p < 0.05 with a negative one, and *inconclusive*
-otherwise. A claim with several comparisons (beats_all, best_of) is supported when every one is,
+otherwise. Seed differences with no spread (equal up to rounding: forged or duplicated runs) get no p-value
+and so no verdict (`report.statistics.ZERO_SPREAD`). A claim with several comparisons (beats_all, best_of) is supported when every one is,
 contradicted when any one is, inconclusive otherwise.
 
 For an inconclusive claim, "seeds needed" is the smallest number of seed pairs at which the paired
@@ -26,7 +27,7 @@ import pandas as pd
 
 from fer_ablation import experiments, stats
 from fer_ablation.report.runs import Run
-from fer_ablation.report.statistics import format_seed_differences, group_cells, seed_comparison
+from fer_ablation.report.statistics import format_seed_differences, group_cells, seed_comparison, zero_spread_note
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "not run")
 RULE_TEXT = {
@@ -87,7 +88,7 @@ def _judge(c: Comparison) -> None:
     if test.n < stats.MIN_SEED_PAIRS:
         c.why = f"{test.n} seed pair{'s' * (test.n != 1)}; a verdict needs ≥ {stats.MIN_SEED_PAIRS}"
     elif math.isnan(test.p_value):
-        c.why = "every seed pair gave the same difference, 0: no t-test"
+        c.why = zero_spread_note(test)
     elif c.p_holm < stats.ALPHA:
         c.verdict = "supported" if test.mean > 0 else "contradicted"
         c.why = f"Holm p {_p(c.p_holm)} < 0.05, Δ {100 * test.mean:+.2f} pp"

@@ -9,6 +9,7 @@ one configuration's runs, one completed run per seed (the newest when a seed was
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -17,7 +18,7 @@ import pandas as pd
 
 from fer_ablation import records
 from fer_ablation.fingerprint import flatten
-from fer_ablation.report.runs import LEGACY, LEGACY_NOTE, Run
+from fer_ablation.report.runs import LEGACY, LEGACY_NOTE, UNKNOWN, Run
 
 SHOWN_DIFFERENCES = 4  # fingerprint fields named in a group title when runs of one label differ
 
@@ -83,14 +84,31 @@ def _variants(runs: list[Run], bases: list[tuple]) -> dict[tuple, str]:
     return out
 
 
+def _placements(run: Run, known: set[tuple]) -> list[tuple]:
+    """The groups a run belongs to: its own; a run that stopped before its fingerprint was known joins every
+    group of its label, data set and size (its failure is reported there), or forms its own when there is none."""
+    key = run.group_key
+    if key is None:
+        return []
+    if key[3] != UNKNOWN:
+        return [key]
+    return [b for b in sorted(known) if b[:3] == key[:3] and b[3] != LEGACY] or [key]
+
+
+def _known_keys(runs: list[Run]) -> set[tuple]:
+    return {r.group_key for r in runs if r.group_key is not None and r.group_key[3] != UNKNOWN}
+
+
 def data_groups(runs: list[Run]) -> list[GroupKey]:
-    bases = sorted({r.group_key for r in runs if r.group_key is not None})
+    known = _known_keys(runs)
+    bases = sorted({b for r in runs for b in _placements(r, known)})
     variants = _variants(runs, bases)
     return [GroupKey(*b, variants.get(b, "")) for b in bases] or [NO_GROUP]
 
 
 def runs_in_group(runs: list[Run], key: tuple) -> list[Run]:
-    return [r for r in runs if r.group_key is not None and r.group_key == tuple(key[:4])]
+    known = _known_keys(runs)
+    return [r for r in runs if tuple(key[:4]) in _placements(r, known)]
 
 
 def in_group(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
@@ -158,6 +176,18 @@ def completed_per_seed(runs: list[Run]) -> dict:
     return {s: chosen[s] for s in sorted(chosen, key=seed_key)}
 
 
+def _identical_predictions(runs: list[Run]) -> list[list]:
+    """Groups of seeds (two or more) whose predictions.csv files are byte-identical."""
+    by_digest: dict[str, list] = {}
+    for run in runs:
+        try:
+            digest = hashlib.sha256((run.path / records.PREDICTIONS).read_bytes()).hexdigest()
+        except OSError:
+            continue
+        by_digest.setdefault(digest, []).append(run.seed)
+    return [seeds for seeds in by_digest.values() if len(seeds) > 1]
+
+
 @dataclass
 class Cell:
     """The runs of one configuration in one data group, one chosen per seed."""
@@ -192,6 +222,10 @@ def make_cell(runs: list[Run], seeds_seen: set) -> Cell:
                 cell.notes.append(f"running: seed {seed}")
             else:
                 cell.notes.append(f"{run.status}: seed {seed}: {run.reason}")
+    identical = _identical_predictions(cell.runs)
+    if identical:
+        cell.notes.append("byte-identical predictions.csv in seeds " + "; ".join(
+            ", ".join(map(str, seeds)) for seeds in identical) + " (the same run copied, or a seed that changes nothing?)")
     missing = sorted(seeds_seen - set(by_seed), key=seed_key)
     if not by_seed:
         cell.notes.append("no runs")

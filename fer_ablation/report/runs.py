@@ -35,6 +35,9 @@ METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 RESCORE_TOL = 1e-5
 DEFAULT_SEARCH = ("outputs", "multirun")
 LEGACY = "legacy"  # the fingerprint of records written before split roles and fingerprints
+# the fingerprint of a run that stopped (failed, interrupted) or is running before its data was loaded: it joins
+# the groups of its label (report.grouping), where it is reported as failed with its cause
+UNKNOWN = "not known (stopped before loading its data)"
 LEGACY_NOTE = "legacy run records: val was both the selection and the report split"
 
 
@@ -74,8 +77,8 @@ class Run:
 
     @property
     def legacy(self) -> bool:
-        """Records without split roles: val was both the selection and the report split."""
-        return "splits" not in self.metrics
+        """Completed records without split roles: val was both the selection and the report split."""
+        return "splits" not in self.metrics and self.metrics.get("status") == "completed"
 
     @property
     def report_split(self) -> str:
@@ -84,13 +87,16 @@ class Run:
         name = self.metrics.get("report_split")
         if name:
             return str(name)
-        splits = self.metrics["splits"] if isinstance(self.metrics["splits"], dict) else {}
+        splits = self.metrics.get("splits")  # absent in a run that stopped before loading its data
+        splits = splits if isinstance(splits, dict) else {}
         return next((s for s, v in splits.items() if isinstance(v, dict) and v.get("role") == "report"), "test")
 
     @property
     def fingerprint(self) -> str:
         fp = self.metrics.get("fingerprint")
-        return str(fp["hash"]) if isinstance(fp, dict) and fp.get("hash") else LEGACY
+        if isinstance(fp, dict) and fp.get("hash"):
+            return str(fp["hash"])
+        return LEGACY if self.legacy or "splits" in self.metrics else UNKNOWN
 
     @property
     def fingerprint_fields(self) -> dict:

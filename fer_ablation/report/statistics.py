@@ -10,6 +10,7 @@ PublicTest and PrivateTest) is shown in the `second_*` columns.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -121,7 +122,22 @@ def seed_comparison(model: dict, baseline: dict, metric: str = "accuracy", selec
              if score(model[s]) is not None and score(baseline[s]) is not None]
     if not seeds:
         return [], None
-    return seeds, stats.seed_test([score(model[s]) for s in seeds], [score(baseline[s]) for s in seeds])
+    test = stats.seed_test([score(model[s]) for s in seeds], [score(baseline[s]) for s in seeds])
+    if test.n >= 2 and test.sd < ZERO_SPREAD:
+        # a t-test divides by the spread: with none, its p is ~0 (or undefined) whatever the evidence
+        test = dataclasses.replace(test, low=math.nan, high=math.nan, p_value=math.nan, p_permutation=math.nan)
+    return seeds, test
+
+
+# Seed differences whose SD is below this (a millionth of accuracy, less than one image of any test set under a
+# million images) have no spread: equal up to rounding, as forged or duplicated runs give.
+ZERO_SPREAD = 1e-6
+
+
+def zero_spread_note(test: stats.SeedTest) -> str:
+    """Why a comparison of seed pairs with no spread gets no p-value and no verdict."""
+    return (f"every seed pair gave the same difference ({100 * test.mean:+.2f} pp): with no seed-to-seed spread "
+            "there is no p-value and no verdict (are the seeds really different runs?)")
 
 
 def format_seed_differences(seeds: list, test: stats.SeedTest | None) -> str:
@@ -156,10 +172,7 @@ def _seed_columns(out: dict, notes: list, spec: RowSpec, select: str) -> None:
         if metric == "accuracy":
             out["paired_seeds"] = test.n
             if test.n >= 2 and math.isnan(test.p_value):
-                notes.append("every seed pair gave the same accuracy, so there is no t-test")
-            elif test.n >= 2 and np.ptp(test.differences) < 1e-9:
-                notes.append("the accuracy difference is the same in every seed pair: no seed-to-seed spread, "
-                             "so the t-test's p is near 0 (are the seeds really different runs?)")
+                notes.append(zero_spread_note(test))
 
 
 def _paired_columns(out: dict, notes: list, spec: RowSpec, n_boot: int, select: str = "best") -> None:
