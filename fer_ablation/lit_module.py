@@ -162,8 +162,13 @@ class FERModule(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         if self.scheduler_interval == "step":
-            scheduler = self.scheduler_factory(optimizer=optimizer,
-                                               total_steps=int(self.trainer.estimated_stepping_batches))
+            steps = max(1, int(self.trainer.estimated_stepping_batches))
+            try:
+                scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=steps)
+            except ZeroDivisionError:
+                # OneCycleLR's warm-up phase has zero length when pct_start x total_steps = 1 (4 steps at 0.25, a
+                # smoke budget): one step more than the run takes keeps every phase non-empty
+                scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=steps + 1)
         else:
             scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
