@@ -15,7 +15,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from fer_ablation import experiments, stats
+from fer_ablation import experiments
+from fer_ablation import statistics as stats
 from fer_ablation.fingerprint import fingerprint_hash
 from fer_ablation.report import cli, render, tables
 from fer_ablation.report.runs import config_group, load_run
@@ -30,7 +31,7 @@ LEVEL = {"baseline": 0.55, "full": 0.9}
 
 
 def reference_scores(targets, preds):
-    """Accuracy and macro P/R/F1 by per-class loops (independent of fer_ablation.stats)."""
+    """Accuracy and macro P/R/F1 by per-class loops (independent of fer_ablation.statistics)."""
     targets, preds = list(targets), list(preds)
     p_list, r_list, f_list = [], [], []
     for k in range(len(CLASSES)):
@@ -313,7 +314,7 @@ def test_cli_defaults_and_empty_outputs(tmp_path, monkeypatch, capsys):
 
 def test_collector_imports_no_training_stack():
     code = (
-        "import sys, fer_ablation.collect, fer_ablation.report.tables, fer_ablation.stats; "
+        "import sys, fer_ablation.collect, fer_ablation.report.tables, fer_ablation.statistics; "
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'wandb', 'torchvision'}); "
         "heavy += sorted(m for m in sys.modules if m.startswith(('fer_ablation.models', 'fer_ablation.training'))); "
         "assert not heavy, heavy"
@@ -478,9 +479,12 @@ def test_a_zero_init_run_never_counts_as_the_baseline(tmp_path):
     metrics["configuration"] = None  # unnamed: matched by its model, options included
     (run / "metrics.json").write_text(json.dumps(metrics))
     assert load_run(run).configuration == "zero_init"
-    metrics["options"] = {"zero_init_residual": False}
+    metrics["options"] = {"zero_init_residual": False}  # the baseline's model, options included
     (run / "metrics.json").write_text(json.dumps(metrics))
-    assert load_run(run).configuration is None
+    assert load_run(run).configuration == "baseline"
+    metrics["options"] = {}  # written before zero_init_residual was recorded: built without it
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert load_run(run).configuration == "baseline"
 
 
 def test_identical_seed_differences_are_flagged(tmp_path):
