@@ -564,3 +564,13 @@ def test_tables_name_the_report_split_and_the_duplicates_dropped(tmp_path):
         assert "Report split: test" in text and "checkpoint selected on val" in text, name
         assert "3 (1 with a different label), 3 dropped of the test images are identical to training or val" in text
         assert "Duplicates inside train: 5 repeated images" in text
+
+
+def test_summary_counts_runs_and_evaluation_records_apart(tmp_path):
+    write_run(tmp_path / "runs", "baseline", 0)
+    evaluation = tmp_path / "runs" / "eval"
+    evaluation.mkdir()
+    (evaluation / "metrics.json").write_text(json.dumps({"kind": "evaluation", "status": "completed"}))
+    tables.collect([tmp_path / "runs"], tmp_path / "t", n_boot=50)
+    first = (tmp_path / "t" / "summary.md").read_text().splitlines()[2]
+    assert first.startswith("1 run folders read (1 completed), 1 evaluation record(s) left out; best-epoch metrics")
