@@ -47,10 +47,11 @@ class Evaluation:
 def score(probs: torch.Tensor, targets: torch.Tensor, classes: Sequence[str], loss: float) -> dict:
     """Whole-split metrics as fractions: overall (micro) accuracy, macro P/R/F1, per-class F1.
 
-    ``*_macro`` is torchmetrics' macro average: over the model's classes that occur in the targets or the
-    predictions (a class with tp + fp + fn = 0 gets weight 0); ``*_macro_present`` over the classes the
-    split has images of (``classes_present``). They differ when a split lacks a class that the model
-    predicts (a 6-class evaluation set scored by a 7-class model): that class counts with F1 0 in ``*_macro``.
+    ``*_macro`` average over every class of the model; ``*_macro_present`` over the classes the split has
+    images of (``classes_present``). They differ when a split lacks a class (a 6-class evaluation set
+    scored by a 7-class model) and the model predicts the absent class: that class then counts with F1 0 in the
+    all-class average. torchmetrics gives a class with tp + fp + fn = 0 (absent and never predicted) zero weight,
+    so the two averages are equal when the model never predicts the absent class.
     """
     k = len(classes)
     preds = probs.argmax(dim=1)

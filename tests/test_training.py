@@ -41,6 +41,10 @@ def test_run_leaves_a_complete_record(baseline_run):
     assert set(on_disk["best"]["val"]["per_class_f1"]) == set(on_disk["classes"])
     assert all(0 <= on_disk["best"]["val"][k] <= 1 for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro"))
     assert 1 <= on_disk["best"]["epoch"] <= 2 and on_disk["last"]["epoch"] == 2
+    if on_disk["best"]["epoch"] == 2:   # the best checkpoint is the last epoch's weights: the same scores
+        assert {k: v for k, v in on_disk["best"].items() if k != "epoch"} == \
+            {k: v for k, v in on_disk["last"].items() if k != "epoch"}
+    assert on_disk["cpu_s"] > 0 and on_disk["threads"] >= 1   # what the calibration study reads
     history = pd.read_csv(run_dir / "history.csv")
     assert history["epoch"].tolist() == [1, 2]
     # the first epoch with the highest val accuracy (ModelCheckpoint keeps only strict improvements)

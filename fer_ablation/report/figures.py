@@ -2,7 +2,7 @@
 
 * curves_<group>.png: validation accuracy and loss per epoch (history.csv) of the baseline and of
   the full model (configuration `full`: CA + SimAM + SC), mean over seeds with a min-max band.
-* confusion_<group>_<configuration>.png: confusion matrix of each configuration on the validation
+* confusion_<group>_<configuration>.png: confusion matrix of each configuration on the report
   split (predictions.csv, counts summed over seeds), normalised by true class (rows sum to 100 %).
 
 * forest_<group>.png: Δ report-split accuracy of every configuration against the baseline and of every claim
