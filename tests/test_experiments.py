@@ -52,8 +52,9 @@ def test_sweeps_take_their_configurations_from_the_tables_file(experiment):
 
 
 def test_a_sweep_naming_an_unlisted_configuration_fails_naming_the_file(tmp_path):
-    text = (EXPERIMENTS_DIR / "paper.yaml").read_text()
-    (tmp_path / "odd.yaml").write_text(text.replace("  demo: *every", "  demo: [baseline, nope]"))
+    raw = yaml.safe_load((EXPERIMENTS_DIR / "paper.yaml").read_text())
+    raw["sweeps"]["demo"] = ["baseline", "nope"]
+    (tmp_path / "odd.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match=r"odd.yaml: sweeps.demo names \['nope'\]"):
         config.sweep_configurations("demo", "odd", tmp_path)
     with pytest.raises(ValueError, match=r"odd.yaml: no sweep 'smoke'.*available: \['demo', 'paper'\]"):
