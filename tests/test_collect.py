@@ -171,7 +171,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
     full = _row(frames["table3"], "full")
     assert full["bootstrap_ci_low_pp"] > 0 and full["p_bootstrap"] < 0.05  # 0.9 vs 0.55 on 3 x 40 samples ...
     assert full["delta_ci_low_pp"] > 0 and full["p_seeds"] < 0.05  # ... and over the 3 seeds, before Holm
-    assert full["p_holm"] >= full["p_seeds"] and full["holm_m"] == 12  # every configuration but the baseline
+    assert full["p_holm"] >= full["p_seeds"] and full["holm_m"] == len(PAPER.configurations) - 1  # every configuration but the baseline
     assert full["significant"] == (full["p_holm"] < 0.05)
     assert full["params_m"] == pytest.approx(23.524) and full["macs_g"] == pytest.approx(0.19)
     assert full["train_images_per_s"] == pytest.approx(901.0)
@@ -185,7 +185,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
     assert r"\begin{tabular}" in tex and "BAM\\_ResNet50" in tex
     summary = (tmp_path / "tables" / "summary.md").read_text()
     assert "## synthetic-48px" in summary and "McNemar" in summary and "Runs not in the statistics" in summary
-    assert (frames["runs"]["status"] == "completed").all() and len(frames["runs"]) == 13 * 3
+    assert (frames["runs"]["status"] == "completed").all() and len(frames["runs"]) == len(PAPER.configurations) * 3
 
 
 def test_partial_sweep_keeps_every_row_and_says_why(tmp_path):
