@@ -2,23 +2,23 @@
 
 A configuration is a Hydra config group option (`configuration=sc_ca`), one file per model that sets
 `model.attention`, the stem, any placement and model options. The tables file (Hu et al. 2024,
-Tables 1-3, plus a table of control arms) names the configurations it uses, lays them out as rows
-with the paper's labels and reported numbers, and states the paper's claims. This module reads both
-with plain YAML -- no Hydra, no torch -- so the report runs anywhere.
+Tables 1-3, plus a table of control arms) lists the configurations (`configurations`), the named
+subsets the sweeps run (`sweeps`), lays them out as rows with the paper's labels and reported numbers,
+and states the paper's claims. A configuration's model is read by composing it as a run would
+(`config.compose`), through the same `model_identity` a run records -- no torch -- so the report runs
+anywhere and cannot disagree with training about what a configuration builds.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation.config import CONFIG_DIR, PROJECT_ROOT
-
-EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
-CONFIGURATIONS_DIR = CONFIG_DIR / "configuration"
-ENTRY_CONFIG = CONFIG_DIR / "config.yaml"
+from fer_ablation import config
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,12 @@ class Claim:
 
 @dataclass(frozen=True)
 class Ablation:
-    configurations: dict[str, dict]  # name -> {"attention", "stem", optional "placement"}, in sweep order
+    configurations: dict[str, dict]  # name -> model_identity of the composed configuration, in sweep order
     baseline: str
     tables: list[Table] = field(default_factory=list)
     name: str = "paper"
     claims: list[Claim] = field(default_factory=list)
+    sweeps: dict[str, list[str]] = field(default_factory=dict)  # sweep name -> its configurations
 
     def configuration_of(self, attention: str, stem: str, options: dict | None = None) -> str | None:
         """The configuration name whose model matches (attention order does not matter; model options must be equal)."""
@@ -101,71 +102,77 @@ class Ablation:
 
 def model_key(attention: str, stem: str, options: dict | None = None) -> tuple:
     """What makes two runs the same model here: attention (in any order), stem and model options."""
-    return canonical_attention(attention), stem, tuple(sorted((options or {}).items()))
+    return canonical_attention(attention), stem, _frozen(options or {})
+
+
+def _frozen(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def split_attention(attention) -> list[str]:
+    """The module names of a `model.attention` value: `ca+simam` -> [ca, simam] (lower case, as written);
+    `none` -> []. The one reading of the name, for the models and the report alike; raises ValueError on
+    an empty value, `none` inside a combination, or a module named twice."""
+    if not isinstance(attention, str) or not attention.strip():
+        raise ValueError(f"attention must be a string: 'none', a module name, or several joined by '+'; got {attention!r}")
+    names = [part.strip().lower() for part in attention.split("+")]
+    if names == ["none"]:
+        return []
+    if "none" in names or "" in names:
+        raise ValueError(f"attention {attention!r}: 'none' stands alone, and '+' joins module names (e.g. 'ca+simam')")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"attention {attention!r} names {', '.join(duplicates)} more than once")
+    return names
 
 
 def canonical_attention(attention: str) -> str:
     """`simam+ca` and `ca+simam` name the same model; `none` stays `none`."""
-    parts = sorted({p.strip() for p in str(attention).split("+") if p.strip()} - {"none"})
-    return "+".join(parts) or "none"
+    return "+".join(sorted(split_attention(attention))) or "none"
 
 
-def _default_stem(entry_config: Path = ENTRY_CONFIG) -> str:
-    for item in yaml.safe_load(entry_config.read_text())["defaults"]:
-        if isinstance(item, dict) and "stem" in item:
-            return item["stem"]
-    raise ValueError(f"{entry_config}: its defaults list selects no stem; expected an entry `- stem: NAME`")
+def model_identity(cfg: DictConfig) -> dict:
+    """A composed config's model as metrics.json records it and the tables match runs by: attention, stem,
+    placement overrides (null placements dropped) and model options (`model.options`)."""
+    placement = OmegaConf.to_container(cfg.model.placement, resolve=True) or {}
+    return {
+        "attention": str(cfg.model.attention),
+        "stem": str(cfg.stem.name),
+        "placement": {k: v for k, v in placement.items() if v is not None},
+        "options": OmegaConf.to_container(cfg.model.options, resolve=True) or {},
+    }
 
 
-def read_configuration(name: str, directory: Path | str | None = None) -> dict:
-    """{"attention", "stem", optional "placement" and "options"} of `conf/configuration/<name>.yaml`."""
-    directory = Path(directory or CONFIGURATIONS_DIR)
+def configuration_model(name: str) -> dict:
+    """`model_identity` of `conf/configuration/<name>.yaml`, composed as `configuration=<name>` would run."""
+    return copy.deepcopy(_configuration_model(name, config.CONFIG_DIR))
+
+
+@functools.cache
+def _configuration_model(name: str, config_dir: Path) -> dict:
+    directory = config_dir / "configuration"
     path = directory / f"{name}.yaml"
     if not path.is_file():
-        available = sorted(p.stem for p in directory.glob("*.yaml"))
-        raise FileNotFoundError(f"no configuration file {path}; available: {available}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    # This reader sees only these keys; anything else would change the model behind its back.
-    unexpected = sorted(set(raw) - {"defaults", "configuration", "model"}) + \
-        sorted(f"model.{k}" for k in set(raw.get("model") or {}) - {"attention", "placement", "options"})
-    if unexpected:
-        raise ValueError(f"{path}: keys {unexpected} are not understood; expected defaults (override /stem), "
-                         "configuration, model.attention, model.placement and model.options")
-    if raw.get("configuration") != name:
-        raise ValueError(f"{path}: `configuration: {raw.get('configuration')}`; expected `configuration: {name}` "
+        raise FileNotFoundError(f"no configuration file {path}; available: {sorted(p.stem for p in directory.glob('*.yaml'))}")
+    cfg = config.compose([f"configuration={name}"])
+    if cfg.get("configuration") != name:
+        raise ValueError(f"{path}: `configuration: {cfg.get('configuration')}`; expected `configuration: {name}` "
                          "(the file's name, recorded in metrics.json)")
-    model = raw.get("model") or {}
-    if "attention" not in model:
-        raise ValueError(f"{path}: no model.attention; expected e.g. `model: {{attention: ca}}`")
-    stem = _default_stem()
-    for item in raw.get("defaults") or []:
-        if isinstance(item, dict) and "override /stem" in item:
-            stem = item["override /stem"]
-    conf = {"attention": str(model["attention"]), "stem": str(stem)}
-    placement = {k: v for k, v in (model.get("placement") or {}).items() if v is not None}
-    if placement:
-        conf["placement"] = placement
-    options = model.get("options") or {}
-    if not isinstance(options, dict):
-        raise ValueError(f"{path}: model.options is {options!r}; expected a mapping of model options")
-    if options:
-        conf["options"] = dict(options)
-    return conf
+    return model_identity(cfg)
 
 
-def load(name: str = "paper", directory: Path | str | None = None,
-         configurations_dir: Path | str | None = None) -> Ablation:
+def load(name: str = "paper", directory: Path | str | None = None) -> Ablation:
     """The tables file `experiments/<name>.yaml` with the models of the configurations it names."""
-    directory = Path(directory or EXPERIMENTS_DIR)
-    path = directory / f"{name}.yaml"
-    if not path.is_file():
-        available = sorted(p.stem for p in directory.glob("*.yaml"))
-        raise FileNotFoundError(f"no ablation file {path}; available: {available}")
-    raw = yaml.safe_load(path.read_text())
-    names = raw["configurations"]
+    path, raw = config.read_tables_file(name, directory)
+    names = raw.get("configurations")
     if not isinstance(names, list) or len(set(names)) != len(names):
         raise ValueError(f"{path}: `configurations` must be a list of distinct names, got {names!r}")
-    configurations = {n: read_configuration(n, configurations_dir) for n in names}
+    sweeps = {sweep: config.sweep_configurations(sweep, name, directory) for sweep in raw.get("sweeps") or {}}
+    configurations = {n: configuration_model(n) for n in names}
     if raw["baseline"] not in configurations:
         raise ValueError(f"{path}: baseline {raw['baseline']!r} is not one of its configurations {names}")
     tables = []
@@ -179,11 +186,9 @@ def load(name: str = "paper", directory: Path | str | None = None,
                 )
             rows.append(Row(row["label"], row["configuration"], dict(row.get("reported", {}))))
         tables.append(Table(table_name, table.get("title", table_name), rows))
-    for conf_name, conf in configurations.items():
-        if not isinstance(conf.get("options", {}), dict):
-            raise ValueError(f"{path}: configuration {conf_name!r} has options {conf['options']!r}; expected a mapping")
     claims = [_claim(path, c, configurations) for c in raw.get("claims") or []]
-    return Ablation(configurations=configurations, baseline=raw["baseline"], tables=tables, name=name, claims=claims)
+    return Ablation(configurations=configurations, baseline=raw["baseline"], tables=tables, name=name,
+                    claims=claims, sweeps=sweeps)
 
 
 def _claim(path: Path, raw: dict, configurations: dict) -> Claim:

@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from fer_ablation import fast_path, provenance, quiet, records
+from fer_ablation.experiments import model_identity
 from fer_ablation.fingerprint import run_fingerprint
 from fer_ablation.data import build_datamodule
 from fer_ablation.lit_module import Evaluation, FERModule
@@ -36,16 +37,15 @@ log = logging.getLogger("fer_ablation")
 
 def model_spec(cfg: DictConfig) -> dict:
     """build_model's arguments (weights aside) from the model and stem groups."""
+    identity = model_identity(cfg)
     stem = OmegaConf.to_container(cfg.stem, resolve=True)
-    stem_name = stem.pop("name")
-    model = cfg.model
+    stem.pop("name")
     return {
-        "attention": str(model.attention),
-        "stem": stem_name,
-        "placement": {k: v for k, v in OmegaConf.to_container(model.placement, resolve=True).items()
-                      if v is not None},
-        "in_chans": int(model.in_chans),
-        **(OmegaConf.to_container(model.options, resolve=True) or {}),
+        "attention": identity["attention"],
+        "stem": identity["stem"],
+        "placement": identity["placement"],
+        "in_chans": int(cfg.model.in_chans),
+        **identity["options"],
         **stem,
     }
 
@@ -310,9 +310,9 @@ def _train(cfg: DictConfig, run_dir: Path, owner: bool) -> dict:
     try:
         check_settings(cfg)
         spec = model_spec(cfg)
-        parse_model_spec(spec["attention"], spec["stem"], spec["placement"])
-        base.update(attention=spec["attention"], stem=spec["stem"], placement=spec["placement"],
-                    options=OmegaConf.to_container(cfg.model.options, resolve=True) or {})
+        identity = model_identity(cfg)
+        parse_model_spec(identity["attention"], identity["stem"], identity["placement"], **identity["options"])
+        base.update(identity)
         records.write_metrics(run_dir, base)
         metrics = _fit(cfg, run_dir, spec, base, started)
     except Exception as exc:

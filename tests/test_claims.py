@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from fer_ablation import experiments
+from fer_ablation import config, experiments
 from fer_ablation.report import claims as claims_module
 from fer_ablation.report import render
 from fer_ablation.report.runs import load_runs
@@ -26,7 +26,7 @@ claims:
 
 @pytest.fixture
 def ablation(tmp_path):
-    text = (experiments.EXPERIMENTS_DIR / "paper.yaml").read_text().split("\nclaims:")[0]
+    text = (config.EXPERIMENTS_DIR / "paper.yaml").read_text().split("\nclaims:")[0]
     (tmp_path / "claims_test.yaml").write_text(text + CLAIMS)
     return experiments.load("claims_test", tmp_path)
 

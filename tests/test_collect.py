@@ -15,7 +15,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from fer_ablation import experiments, stats
+from fer_ablation import experiments
+from fer_ablation import statistics as stats
 from fer_ablation.fingerprint import fingerprint_hash
 from fer_ablation.report import cli, render, tables
 from fer_ablation.report.claims import claim_frames
@@ -31,7 +32,7 @@ LEVEL = {"baseline": 0.55, "full": 0.9}
 
 
 def reference_scores(targets, preds):
-    """Accuracy and macro P/R/F1 by per-class loops (independent of fer_ablation.stats)."""
+    """Accuracy and macro P/R/F1 by per-class loops (independent of fer_ablation.statistics)."""
     targets, preds = list(targets), list(preds)
     p_list, r_list, f_list = [], [], []
     for k in range(len(CLASSES)):
@@ -171,7 +172,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
     full = _row(frames["table3"], "full")
     assert full["bootstrap_ci_low_pp"] > 0 and full["p_bootstrap"] < 0.05  # 0.9 vs 0.55 on 3 x 40 samples ...
     assert full["delta_ci_low_pp"] > 0 and full["p_seeds"] < 0.05  # ... and over the 3 seeds, before Holm
-    assert full["p_holm"] >= full["p_seeds"] and full["holm_m"] == 12  # every configuration but the baseline
+    assert full["p_holm"] >= full["p_seeds"] and full["holm_m"] == len(PAPER.configurations) - 1  # every configuration but the baseline
     assert full["significant"] == (full["p_holm"] < 0.05)
     assert full["params_m"] == pytest.approx(23.524) and full["macs_g"] == pytest.approx(0.19)
     assert full["train_images_per_s"] == pytest.approx(901.0)
@@ -185,7 +186,7 @@ def test_full_sweep_every_paper_row_with_its_numbers(tmp_path):
     assert r"\begin{tabular}" in tex and "BAM\\_ResNet50" in tex
     summary = (tmp_path / "tables" / "summary.md").read_text()
     assert "## synthetic-48px" in summary and "McNemar" in summary and "Runs not in the statistics" in summary
-    assert (frames["runs"]["status"] == "completed").all() and len(frames["runs"]) == 13 * 3
+    assert (frames["runs"]["status"] == "completed").all() and len(frames["runs"]) == len(PAPER.configurations) * 3
 
 
 def test_partial_sweep_keeps_every_row_and_says_why(tmp_path):
@@ -314,7 +315,7 @@ def test_cli_defaults_and_empty_outputs(tmp_path, monkeypatch, capsys):
 
 def test_collector_imports_no_training_stack():
     code = (
-        "import sys, fer_ablation.collect, fer_ablation.report.tables, fer_ablation.stats; "
+        "import sys, fer_ablation.collect, fer_ablation.report.tables, fer_ablation.statistics; "
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'wandb', 'torchvision'}); "
         "heavy += sorted(m for m in sys.modules if m.startswith(('fer_ablation.models', 'fer_ablation.training'))); "
         "assert not heavy, heavy"
@@ -479,9 +480,12 @@ def test_a_zero_init_run_never_counts_as_the_baseline(tmp_path):
     metrics["configuration"] = None  # unnamed: matched by its model, options included
     (run / "metrics.json").write_text(json.dumps(metrics))
     assert load_run(run).configuration == "zero_init"
-    metrics["options"] = {"zero_init_residual": False}
+    metrics["options"] = {"zero_init_residual": False}  # the baseline's model, options included
     (run / "metrics.json").write_text(json.dumps(metrics))
-    assert load_run(run).configuration is None
+    assert load_run(run).configuration == "baseline"
+    metrics["options"] = {}  # written before zero_init_residual was recorded: built without it
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert load_run(run).configuration == "baseline"
 
 
 def test_identical_seed_differences_get_no_p_value_and_no_verdict(tmp_path):
@@ -567,3 +571,13 @@ def test_tables_name_the_report_split_and_the_duplicates_dropped(tmp_path):
         assert "Report split: test" in text and "checkpoint selected on val" in text, name
         assert "3 (1 with a different label), 3 dropped of the test images are identical to training or val" in text
         assert "Duplicates inside train: 5 repeated images" in text
+
+
+def test_summary_counts_runs_and_evaluation_records_apart(tmp_path):
+    write_run(tmp_path / "runs", "baseline", 0)
+    evaluation = tmp_path / "runs" / "eval"
+    evaluation.mkdir()
+    (evaluation / "metrics.json").write_text(json.dumps({"kind": "evaluation", "status": "completed"}))
+    tables.collect([tmp_path / "runs"], tmp_path / "t", n_boot=50)
+    first = (tmp_path / "t" / "summary.md").read_text().splitlines()[2]
+    assert first.startswith("1 run folders read (1 completed), 1 evaluation record(s) left out; best-epoch metrics")

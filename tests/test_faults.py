@@ -93,8 +93,9 @@ def test_bad_model_name_fails_before_any_data_is_read(compose_cfg, tmp_path, mon
     monkeypatch.setattr("fer_ablation.training.build_datamodule", no_data)
     cases = [
         (["model.attention=nope"], "simam"),
-        (["model.attention=simam", "model.placement.simam=everywhere"], "first_last"),
-        (["model.attention=eca", "model.placement.simam=blocks"], "simam"),
+        (["model.attention=simam", "+model.placement.simam=everywhere"], "first_last"),
+        (["model.attention=eca", "+model.placement.simam=blocks"], "simam"),
+        (["model.attention=ca", "+model.options.ca.reduce=8"], "valid: kernel, reduction, gate"),
     ]
     for overrides, valid_choice_listed in cases:
         with pytest.raises(ValueError, match=valid_choice_listed):

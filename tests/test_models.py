@@ -10,11 +10,10 @@ import torchvision
 from omegaconf import OmegaConf
 
 from fer_ablation.models import (
-    ATTENTIONS,
-    MODULES,
     PLACEMENTS,
     STEMS,
     PretrainedWeightsUnavailable,
+    attention_names,
     build_model,
     checkpoint_path,
     count_macs,
@@ -24,7 +23,8 @@ from fer_ablation.models import (
 from fer_ablation.models.__main__ import main
 
 BASELINE = 23_522_375  # torchvision ResNet50 with a 7-class head (SPEC section 4)
-COMBINATIONS = ATTENTIONS + ("ca+simam",)
+MODULES = attention_names()  # the built-in modules (tests/test_registry.py registers and removes a toy one)
+COMBINATIONS = ("none",) + MODULES + ("ca+simam",)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,7 +62,7 @@ def assert_parameter_count(m, attention, stem):
     assert count_parameters(m) - (SC_ADDED if stem == "sc" else 0) == BASELINE + ADDED[attention]
 
 
-@pytest.mark.parametrize("options", [{"eca_kernel": "released"}, {"eca_kernel": [3, 5, 5, 7]}])
+@pytest.mark.parametrize("options", [{"eca": {"kernel": "released"}}, {"eca": {"kernel": [3, 5, 5, 7]}}])
 def test_eca_released_kernels(options):
     m = build_model("eca", **options)
     assert count_parameters(m) == BASELINE + 80  # ECA-Net50's released k = 3, 5, 5, 7
@@ -81,7 +81,7 @@ def test_acmix_parameter_count():
 
 @pytest.mark.parametrize("gate", ["sigmoid", "none", "softmax"])
 def test_ca_gate_option_reaches_the_module(gate):
-    m = build_model("ca+simam", ca_gate=gate) if gate != "sigmoid" else model("ca+simam")
+    m = build_model("ca+simam", ca={"gate": gate}) if gate != "sigmoid" else model("ca+simam")
     assert m.attention["stem"].ca.gate == gate
     assert count_parameters(m) == BASELINE + CA_ADDED  # the gate has no parameters
 
@@ -89,7 +89,7 @@ def test_ca_gate_option_reaches_the_module(gate):
 def test_ca_gate_from_the_command_line(compose_cfg):
     from fer_ablation.training import model_spec
 
-    m = build_model(**model_spec(compose_cfg("model.attention=ca", "+model.options.ca_gate=none")))
+    m = build_model(**model_spec(compose_cfg("model.attention=ca", "+model.options.ca.gate=none")))
     assert m.attention["stem"].ca.gate == "none"
 
 
@@ -230,15 +230,18 @@ def test_same_seed_same_outputs():
     [
         (dict(attention="cbma"), "unknown attention 'cbma'.*valid: none, ca, simam, bam, eca, acmix, coordatt, se, cbam"),
         (dict(attention="ca+ca"), "more than once"),
-        (dict(attention="none+ca"), "unknown attention 'none'"),
-        (dict(attention=""), "one of none, ca"),
+        (dict(attention="none+ca"), "'none' stands alone"),
+        (dict(attention=""), "attention must be a string: 'none', a module name"),
         (dict(stem="stride1"), "unknown stem 'stride1'; valid: stride2, sc"),
         (dict(attention="simam", placement={"simam": "middle"}), "valid: stem, last, first_last, blocks, stages"),
         (dict(attention="acmix", placement={"acmix": "stem"}), "for 'acmix'; valid: blocks"),
         (dict(attention="ca", placement={"bam": "stages"}), "placement given for 'bam'.*modules: ca"),
-        (dict(attention="ca", ca_kernal=3), "unknown model option.*ca_kernal.*valid: ca_kernel"),
-        (dict(attention="eca", eca_kernel="big"), "eca_kernel must be"),
-        (dict(attention="ca", ca_gate="tanh"), "ca_gate must be one of sigmoid, none, softmax, got 'tanh'"),
+        (dict(attention="ca", ca={"kernal": 3}), "unknown option.*kernal for attention 'ca'; valid: kernel, reduction, gate"),
+        (dict(attention="ca", ca_kernel=3), "unknown model option.*ca_kernel.*nested under its name"),
+        (dict(attention="ca", simam={"e_lambda": 0.1}), "options given for simam, which is not in attention 'ca'"),
+        (dict(attention="ca", ca=3), "options for 'ca' must be a mapping"),
+        (dict(attention="eca", eca={"kernel": "big"}), "ECA kernel must be"),
+        (dict(attention="ca", ca={"gate": "tanh"}), "ca gate must be one of sigmoid, none, softmax, got 'tanh'"),
         (dict(pretrained="imagenet21k"), "valid: none, imagenet, imagenet_v1, imagenet_v2"),
     ],
 )
@@ -251,10 +254,11 @@ def test_invalid_specs_list_valid_choices(kwargs, message):
 
 def test_parse_model_spec_resolves_defaults_and_order():
     spec = parse_model_spec("simam+CA", "sc", {"simam": "blocks"})
-    attentions, stem, placement = spec
+    attentions, stem, placement, options = spec
     assert attentions == ["ca", "simam"] and stem == "sc" and placement == {"ca": "stem", "simam": "blocks"}
-    assert parse_model_spec("none", "stride2", None) == ([], "stride2", {})
-    assert parse_model_spec("eca", eca_kernel=OmegaConf.create([3, 5, 5, 7])).attentions == ["eca"]
+    assert options == {"ca": {"kernel": 3, "reduction": 16, "gate": "sigmoid"}, "simam": {"e_lambda": 1e-4}}
+    assert parse_model_spec("none", "stride2", None) == ([], "stride2", {}, {})
+    assert parse_model_spec("eca", eca={"kernel": OmegaConf.create([3, 5, 5, 7])}).attentions == ["eca"]
 
 
 # ---------------------------------------------------------------- ImageNet weights

@@ -1,11 +1,11 @@
-"""fer_ablation.stats against hand-computed cases and independent float64 references."""
+"""fer_ablation.statistics against hand-computed cases and independent float64 references."""
 
 import math
 
 import numpy as np
 import pytest
 
-from fer_ablation import stats
+from fer_ablation import statistics as stats
 
 
 def test_mean_std_is_sample_std():

@@ -9,9 +9,10 @@ import sys
 import torch
 
 from fer_ablation.models.complexity import count_parameters, profile
-from fer_ablation.models.resnet import MODULES, STEMS, build_model
+from fer_ablation.models.attention import attention_names
+from fer_ablation.models.resnet import STEMS, build_model
 
-REPORT_ATTENTIONS = ("none",) + MODULES + ("ca+simam",)
+REPORT_ATTENTIONS = ("none",) + attention_names() + ("ca+simam",)
 
 
 def report_rows(sizes, num_classes=7, attentions=REPORT_ATTENTIONS):

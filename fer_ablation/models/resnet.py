@@ -9,76 +9,56 @@ others, each module's own paper, cited in its file under fer_ablation/models/att
                 -> attention -> (+ identity) -> relu
 
 Placements: stem = attention.stem (64 ch); last = attention.layer4 (2048 ch); first_last =
-both; stages = attention.layer1..3 (256 / 512 / 1024 ch); blocks = every Bottleneck's
-``attention`` after bn3 (SimAM: ``conv2_attention``, the authors' place). ACmix replaces
-every Bottleneck's conv2. Several modules at one place run in the order of ``MODULES``
-(so the paper's stem is conv1 -> bn1 -> relu -> SC -> CA -> SimAM -> maxpool).
+both; stages = attention.layer1..3 (256 / 512 / 1024 ch); blocks = every Bottleneck's slot that
+the module's registry entry names: ``attention`` after bn3, ``conv2_attention`` (SimAM, the authors'
+place), or ``conv2`` itself (ACmix replaces every Bottleneck's 3x3 conv). The modules, their default
+placements and options are the registry's (fer_ablation/models/attention/). Several modules at one
+place run in registration order (so the paper's stem is conv1 -> bn1 -> relu -> SC -> CA -> SimAM ->
+maxpool).
 """
 
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from fer_ablation.models.attention import BAM, CBAM, ECA, SE, ACmix, ChannelAttention, ConstantGate, CoordAtt, SimAM
-from fer_ablation.models.attention.ca import GATES as CA_GATES
+from fer_ablation.config import CONFIG_DIR
+from fer_ablation.experiments import split_attention
+from fer_ablation.models.attention import Site, attention_names, get_attention
 from fer_ablation.models.pretrained import load_imagenet, pretrained_choice
 from fer_ablation.models.stems import SC
 
 logger = logging.getLogger("fer_ablation.models")
 
-# gate: the parameter-free control arm (x * 0.5 where ECA / CoordAtt gate), not an attention module
-MODULES = ("ca", "simam", "bam", "eca", "acmix", "coordatt", "se", "cbam", "gate")
-ATTENTIONS = ("none",) + MODULES
 STEMS = ("stride2", "sc")
-PLACEMENTS = ("stem", "last", "first_last", "blocks", "stages")
-DEFAULT_PLACEMENT = {
-    "ca": "stem",
-    "simam": "first_last",
-    "bam": "stages",
-    "eca": "blocks",
-    "acmix": "blocks",
-    "coordatt": "blocks",
-    "se": "blocks",
-    "cbam": "blocks",
-    "gate": "blocks",
-}
-# ACmix is not a gate: it replaces each Bottleneck's 3x3 conv, so "blocks" is its only placement.
-ALLOWED_PLACEMENTS = {name: ("blocks",) if name == "acmix" else PLACEMENTS for name in MODULES}
-OPTIONS = {
-    "ca_kernel": 3,
-    "ca_reduction": 16,
-    "ca_gate": "sigmoid",  # sigmoid | none | softmax (over channels); the paper names no gate
-    "simam_lambda": 1e-4,
-    "sc_kernel": 1,
-    "bam_reduction": 16,
-    "bam_dilation": 4,
-    "eca_kernel": None,  # None / "adaptive": per-channel rule; "released": 3,5,5,7 per stage; int; [k1, k2, k3, k4]
-    "coordatt_reduction": 32,
-    "acmix_kernel_att": 7,
-    "acmix_heads": 4,
-    "acmix_kernel_conv": 3,
-    "se_reduction": 16,
-    "cbam_reduction": 16,
-    "cbam_kernel": 7,
-    "gate_value": 0.5,
-    # torchvision semantics: every Bottleneck's bn3 weight starts at 0, so each block starts as the identity
-    "zero_init_residual": False,
-    "download": True,  # pretrained: allow torchvision to download the file when it is not in the cache
-}
-ECA_RELEASED_KERNELS = (3, 5, 5, 7)  # the released ECA-Net50's k_size per stage
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 STAGE_CHANNELS = {"stem": 64, "layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}
 LOCATIONS = {"stem": ("stem",), "last": ("layer4",), "first_last": ("stem", "layer4"), "stages": STAGES[:3]}
 
 
+@functools.cache
+def model_options() -> dict:
+    """The model options that belong to no attention module, with their defaults, from
+    `conf/model/resnet50.yaml` (`options`; the one place they are written), e.g. zero_init_residual:
+    torchvision's semantics, every Bottleneck's bn3 weight starts at 0 so each block starts as the identity."""
+    path = CONFIG_DIR / "model" / "resnet50.yaml"
+    options = OmegaConf.to_container(OmegaConf.load(path).get("options") or {})
+    modules = sorted(set(options) & set(attention_names()))
+    if modules:
+        raise ValueError(f"{path}: options names module(s) {modules}; module options default in their registry entry")
+    return options
+
+
 class ModelSpec(NamedTuple):
-    attentions: list[str]  # module names in application order (MODULES order); [] for "none"
+    attentions: list[str]  # module names in application order (registration order); [] for "none"
     stem: str
     placement: dict[str, str]  # every module in attentions -> its placement (defaults filled in)
+    options: dict[str, dict]  # every module in attentions -> its options (defaults filled in)
 
 
 def _choices(values) -> str:
@@ -86,21 +66,14 @@ def _choices(values) -> str:
 
 
 def parse_model_spec(attention="none", stem="stride2", placement=None, *, pretrained=None, **options) -> ModelSpec:
-    """Validate a model description without building it; raise ValueError listing the valid choices."""
-    if not isinstance(attention, str) or not attention.strip():
-        raise ValueError(f"attention must be a string: one of {_choices(ATTENTIONS)} or several joined by '+', got {attention!r}")
-    names = [part.strip().lower() for part in attention.split("+")]
-    if names != ["none"]:
-        for name in names:
-            if name not in MODULES:
-                raise ValueError(
-                    f"unknown attention {name!r} in {attention!r}; valid: {_choices(ATTENTIONS)} "
-                    f"or several modules joined by '+' (e.g. 'ca+simam')"
-                )
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"attention {attention!r} names {_choices(duplicates)} more than once")
-    modules = sorted((n for n in names if n != "none"), key=MODULES.index)
+    """Validate a model description without building it; raise ValueError listing the valid choices.
+
+    options: `<module>: {option: value}` for the modules in `attention` (see their registry entries),
+    and the model options of `model_options()` (e.g. zero_init_residual).
+    """
+    registered = attention_names()
+    modules = [get_attention(name).name for name in split_attention(attention)]
+    modules.sort(key=registered.index)
 
     if stem not in STEMS:
         raise ValueError(f"unknown stem {stem!r}; valid: {_choices(STEMS)}")
@@ -109,42 +82,35 @@ def parse_model_spec(attention="none", stem="stride2", placement=None, *, pretra
         placement = {}
     if not isinstance(placement, Mapping):
         raise ValueError(f"placement must be a mapping {{module: placement}}, got {placement!r}")
-    resolved = {name: DEFAULT_PLACEMENT[name] for name in modules}
+    resolved = {name: get_attention(name).placement for name in modules}
     for name, where in placement.items():
         if name not in resolved:
             raise ValueError(
                 f"placement given for {name!r}, which is not in attention {attention!r} "
                 f"(modules: {_choices(modules) or 'none'})"
             )
-        if where not in ALLOWED_PLACEMENTS[name]:
-            raise ValueError(f"unknown placement {where!r} for {name!r}; valid: {_choices(ALLOWED_PLACEMENTS[name])}")
+        allowed = get_attention(name).placements
+        if where not in allowed:
+            raise ValueError(f"unknown placement {where!r} for {name!r}; valid: {_choices(allowed)}")
         resolved[name] = where
 
     pretrained_choice(pretrained)
-    unknown = sorted(set(options) - set(OPTIONS))
+    flat = model_options()
+    unknown = sorted(set(options) - set(flat) - set(registered))
     if unknown:
-        raise ValueError(f"unknown model option(s) {_choices(unknown)}; valid: {_choices(OPTIONS)}")
-    if "eca_kernel" in options:
-        _eca_kernel(options["eca_kernel"], "layer1")
-    if options.get("ca_gate", OPTIONS["ca_gate"]) not in CA_GATES:
-        raise ValueError(f"ca_gate must be one of {_choices(CA_GATES)}, got {options['ca_gate']!r}")
-    return ModelSpec(modules, stem, resolved)
-
-
-def _eca_kernel(value, location: str) -> int | None:
-    stage = STAGES.index(location) if location in STAGES else 0  # the stem counts as stage 1
-    if value is None or value == "adaptive":
-        return None
-    if value == "released":
-        return ECA_RELEASED_KERNELS[stage]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 4:
-        return int(value[stage])
-    raise ValueError(
-        f"eca_kernel must be null or 'adaptive' (|log2(C)/2 + 1/2| rounded to odd), 'released' "
-        f"(3, 5, 5, 7 per stage), an odd int, or a list of 4 odd ints (one per stage); got {value!r}"
-    )
+        raise ValueError(f"unknown model option(s) {_choices(unknown)}; valid: {_choices(flat)}, or the options "
+                         f"of a module in attention nested under its name (e.g. ca: {{reduction: 8}})")
+    stray = sorted(set(options) & set(registered) - set(modules))
+    if stray:
+        raise ValueError(f"options given for {_choices(stray)}, which is not in attention {attention!r} "
+                         f"(modules: {_choices(modules) or 'none'})")
+    module_options = {}
+    for name in modules:
+        given = options.get(name)
+        if given is not None and not isinstance(given, Mapping):
+            raise ValueError(f"options for {name!r} must be a mapping {{option: value}}, got {given!r}")
+        module_options[name] = get_attention(name).resolved_options(given)
+    return ModelSpec(modules, stem, resolved, module_options)
 
 
 class Bottleneck(tv_resnet.Bottleneck):
@@ -189,64 +155,39 @@ class FERResNet(tv_resnet.ResNet):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _gate(name: str, C: int, location: str, opts: dict) -> nn.Module:
-    if name == "ca":
-        return ChannelAttention(C, r=opts["ca_reduction"], k=opts["ca_kernel"], gate=opts["ca_gate"])
-    if name == "simam":
-        return SimAM(e_lambda=opts["simam_lambda"])
-    if name == "bam":
-        return BAM(C, r=opts["bam_reduction"], d=opts["bam_dilation"])
-    if name == "eca":
-        return ECA(C, k=_eca_kernel(opts["eca_kernel"], location))
-    if name == "coordatt":
-        return CoordAtt(C, r=opts["coordatt_reduction"])
-    if name == "se":
-        return SE(C, r=opts["se_reduction"])
-    if name == "cbam":
-        return CBAM(C, r=opts["cbam_reduction"], k=opts["cbam_kernel"])
-    if name == "gate":
-        return ConstantGate(opts["gate_value"])
-    raise AssertionError(name)
-
-
 def build_model(
-    attention="none", stem="stride2", num_classes=7, in_chans=3, pretrained=None, placement=None, **options
+    attention="none", stem="stride2", num_classes=7, in_chans=3, pretrained=None, placement=None, *,
+    sc_kernel=1, download=True, **options
 ) -> FERResNet:
     """ResNet50 with the given stem and attention; see ``parse_model_spec`` for the accepted values.
 
     pretrained: None / "none" | "imagenet" (= "imagenet_v1") | "imagenet_v1" | "imagenet_v2" (torchvision
-    weights from torch.hub's cache; fc is left freshly initialised, new modules are logged).
+    weights from torch.hub's cache; fc is left freshly initialised, new modules are logged). download:
+    allow torchvision to download the file when it is not in the cache. sc_kernel: the SC stem's conv.
     """
     spec = parse_model_spec(attention, stem, placement, pretrained=pretrained, **options)
-    opts = {**OPTIONS, **options}
+    opts = {**model_options(), **{k: v for k, v in options.items() if k in model_options()}}
     model = FERResNet(num_classes=num_classes, in_chans=in_chans)
     if spec.stem == "sc":
         model.conv1.stride = (1, 1)
-        model.sc = SC(64, k=opts["sc_kernel"])
+        model.sc = SC(64, k=sc_kernel)
         nn.init.kaiming_normal_(model.sc.conv.weight, mode="fan_out", nonlinearity="relu")
     for name in spec.attentions:
-        where = spec.placement[name]
-        if name == "acmix":
-            for _, block in model.blocks():
-                width = block.conv2.in_channels
-                block.conv2 = ACmix(
-                    width,
-                    width,
-                    k_att=opts["acmix_kernel_att"],
-                    N=opts["acmix_heads"],
-                    k_conv=opts["acmix_kernel_conv"],
-                    stride=block.stride,
-                )
-        elif where == "blocks":
+        entry, where, module_opts = get_attention(name), spec.placement[name], spec.options[name]
+        if where == "blocks":
             for stage, block in model.blocks():
-                slot = block.conv2_attention if name == "simam" else block.attention
-                slot.add_module(name, _gate(name, block.bn3.num_features, stage, opts))
+                if entry.block_slot == "conv2":
+                    width = block.conv2.in_channels
+                    block.conv2 = entry.build(Site(width, stage, block.stride), **module_opts)
+                else:
+                    site = Site(block.bn3.num_features, stage)
+                    getattr(block, entry.block_slot).add_module(name, entry.build(site, **module_opts))
         else:
             for loc in LOCATIONS[where]:
-                model.attention[loc].add_module(name, _gate(name, STAGE_CHANNELS[loc], loc, opts))
+                model.attention[loc].add_module(name, entry.build(Site(STAGE_CHANNELS[loc], loc), **module_opts))
     choice = pretrained_choice(pretrained)
     if choice is not None:
-        load_imagenet(model, choice, in_chans=in_chans, download=opts["download"])
+        load_imagenet(model, choice, in_chans=in_chans, download=download)
     if opts["zero_init_residual"]:
         # After any ImageNet weights: torchvision zeroes bn3 at construction, which loading would undo.
         for _, block in model.blocks():
@@ -256,14 +197,10 @@ def build_model(
 
 
 __all__ = [
-    "ATTENTIONS",
-    "DEFAULT_PLACEMENT",
-    "MODULES",
-    "OPTIONS",
-    "PLACEMENTS",
     "STEMS",
     "FERResNet",
     "ModelSpec",
     "build_model",
+    "model_options",
     "parse_model_spec",
 ]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_ablation import experiments, stats
+from fer_ablation import experiments
+from fer_ablation import statistics as stats
 from fer_ablation.report.claims import RULE_TEXT, baseline_verdict
 from fer_ablation.report.grouping import data_groups, group_notes, group_title, in_group, runs_in_group
 from fer_ablation.report.runs import Run
@@ -23,10 +24,11 @@ test, or FER2013's PrivateTest with data.report_split=private; legacy records re
 selection split) and shown in percent as mean ± sample standard deviation (ddof = 1) over the completed seeds; "Seeds" counts
 them against the seeds seen in the data group. The accuracy 95 % CI is a Student t-interval over
 the seeds ("t") when there are at least two, else the Wilson score interval of the single run's
-accuracy over the report-split samples ("Wilson"). Precision, recall and F1 are macro averages over
-every class of the runs' label set (all-class averages; a data group whose label set is not the
-canonical seven names it in its title); metrics.json also holds `*_macro_present`, the average over
-the classes the split has images of.
+accuracy over the report-split samples ("Wilson"). Precision, recall and F1 are torchmetrics' macro
+averages over the classes of the runs' label set that occur in the targets or the predictions (a class
+with tp + fp + fn = 0 gets weight 0; a data group whose label set is not the canonical seven names it
+in its title); metrics.json also holds `*_macro_present`, the average over the classes the split has
+images of.
 
 **The verdict is over seeds.** Δ Acc is the accuracy difference to the baseline row on the same
 data for each seed pair (paired by seed number), listed per seed, with its mean and the Student t
@@ -232,9 +234,11 @@ def summary(frames: dict, runs: list[Run], ablation: experiments.Ablation, selec
             figures: list | None = None, n_boot: int = 10_000) -> str:
     """summary.md: every table per data group, the paired tests, the method and the runs left out."""
     counts = pd.Series([r.status for r in runs]).value_counts().to_dict() if runs else {}
+    evaluations = run_count - len(runs)  # folders whose metrics.json is an evaluation record, not a run
     lines = [
         "# fer-ablation results", "",
-        f"{run_count} run folders read ({', '.join(f'{n} {s}' for s, n in sorted(counts.items())) or 'none'}); "
+        f"{len(runs)} run folders read ({', '.join(f'{n} {s}' for s, n in sorted(counts.items())) or 'none'})"
+        + (f", {evaluations} evaluation record(s) left out" if evaluations else "") + "; "
         f"{select}-epoch metrics; experiment file `experiments/{ablation.name}.yaml`.", "",
     ]
     if select != "best":
@@ -244,7 +248,7 @@ def summary(frames: dict, runs: list[Run], ablation: experiments.Ablation, selec
         for table in ablation.tables:
             lines += [f"### {table.title}", "", markdown(display_frame(in_group(frames[table.name], key))), ""]
         lines += ["### Per-seed diagnostics for fixed trained models (not the verdict)", "",
-                  "Validation-sample noise only: each seed's trained models are held fixed (see Statistics).", "",
+                  "Report-split sample noise only: each seed's trained models are held fixed (see Statistics).", "",
                   _paired_markdown([frames[t.name] for t in ablation.tables], key), ""]
     lines += ["## Statistics", "", STATISTICS_METHOD.format(n_boot=n_boot)]
     lines += ["## Runs not in the statistics", ""]

@@ -26,7 +26,8 @@ import pandas as pd
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
-from fer_ablation import experiments, records, stats
+from fer_ablation import experiments, records
+from fer_ablation import statistics as stats
 from fer_ablation.classes import CLASSES
 
 STATUSES = ("completed", "failed", "running", "interrupted")
@@ -271,16 +272,22 @@ def config_group(cfg: DictConfig | None) -> str | None:
     return None if group is None else str(group)
 
 
+# What a run built before `conf/model/resnet50.yaml` held these options was built with.
+LEGACY_OPTIONS = {"zero_init_residual": False}
+
+
 def resolve_configuration(metrics: dict, ablation: experiments.Ablation) -> tuple[str | None, str | None]:
     """(configuration name, None) or (None, why the run matches no configuration).
 
-    A run's model options (metrics.json "options"; runs written before options were recorded have
-    none) are part of its model: a run with zero_init_residual never counts as the baseline.
+    A run's model options (metrics.json "options") are part of its model: a run with zero_init_residual
+    never counts as a configuration without it. A run that recorded no zero_init_residual was built
+    without it (the option was absent from the config and off in build_model then; LEGACY_OPTIONS).
     """
     attention, stem = metrics.get("attention"), metrics.get("stem")
     options = metrics.get("options") or {}
     if not isinstance(options, dict):
         return None, f"metrics.json options is {options!r}, expected a mapping"
+    options = {**LEGACY_OPTIONS, **options}
     name = metrics.get("configuration")
     if name in ablation.configurations:
         conf = ablation.configurations[name]

@@ -1,5 +1,6 @@
 """The numbers of each table row: means over seeds, confidence intervals and paired tests against
-the baseline, computed with `fer_ablation.stats` from the runs of one cell.
+the baseline, computed with the methods of `fer_ablation.statistics` (the one module that defines
+them) from the runs of one cell.
 
 A table frame has one row per (data group, paper row); metrics are in percent, and the paper's
 reported numbers stand beside ours in `paper_*_pct` columns. Every number and test is computed on the
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fer_ablation import experiments, stats
+from fer_ablation import experiments
+from fer_ablation import statistics as stats
 from fer_ablation.report.grouping import Cell, data_groups, make_cell, runs_in_group, seed_key
 from fer_ablation.report.runs import LEGACY_NOTE, METRICS, Run
 

@@ -1,7 +1,9 @@
 """Statistics for the ablation tables: spread over seeds and paired tests against the baseline.
 
-Pure functions on numbers and 0/1 correctness arrays (numpy + scipy only); the report
-(`fer_ablation.report.statistics`) feeds them the records the runs saved.
+The one module that defines the statistical methods: pure functions on numbers and 0/1 correctness
+arrays (numpy + scipy only, no torch), importable by the report and by training alike. The report
+(`fer_ablation.report.statistics`) only assembles table rows from them, fed with the records the runs
+saved.
 
 Methods (the README repeats them):
 
@@ -11,20 +13,20 @@ Methods (the README repeats them):
   accuracies (`t_interval`: mean +- t_{n-1, 0.975} s / sqrt(n)), i.e. the uncertainty of the
   mean due to training randomness. With a single seed that interval does not exist, so we give
   the Wilson score interval (`wilson_interval`) of the accuracy as a binomial proportion over the
-  validation samples -- the sampling uncertainty of one run's accuracy on a finite split.
+  report split's samples -- the sampling uncertainty of one run's accuracy on a finite split.
   Both are clipped to [0, 1].
   The two answer different questions; the tables say which one a row uses ("t" or "Wilson").
 * McNemar's exact test, `mcnemar_exact`, per seed pair: of the samples where the model and the
   baseline disagree on correctness (b: only the baseline right, c: only the model right), under
   H0 each is equally likely either way, so p = min(1, 2 P[Binomial(b + c, 1/2) <= min(b, c)]).
-* Paired bootstrap, `paired_bootstrap`, over the validation samples with the seeds kept paired:
+* Paired bootstrap, `paired_bootstrap`, over the report split's samples with the seeds kept paired:
   one resample of the sample indices is applied to every seed pair, and the statistic is the
   accuracy difference (model - baseline) averaged over the seed pairs. The 95 % CI is the
   percentile interval of n_boot = 10,000 resamples (fixed RNG seed); the two-sided p-value
   inverts that interval: p = min(1, 2 min(P*[delta* <= 0], P*[delta* >= 0])) with the usual
   +1 correction, so p < 0.05 exactly when 0 lies outside the 95 % percentile CI (up to the
   correction). This and McNemar hold the trained models fixed: they are per-seed diagnostics of
-  validation-sample noise, not tests over retraining.
+  report-split sample noise, not tests over retraining.
 * Seed-level test, `seed_test` -- the verdict: the per-seed differences d_s = model_s - baseline_s
   (paired by seed), their mean with the Student t 95 % CI over the seed pairs, the two-sided paired
   t-test over the pairs (``scipy.stats.ttest_rel``) and, as an assumption-free check, the exact
@@ -173,7 +175,7 @@ def paired_bootstrap(
     """Paired bootstrap of the accuracy difference over samples, seeds kept paired.
 
     `model_correct`, `baseline_correct`: 0/1 arrays of shape [seeds, samples] (or [samples]),
-    row s of both from the same seed, column i the same validation sample. Every resample draws
+    row s of both from the same seed, column i the same report-split sample. Every resample draws
     sample indices once and applies them to all seed pairs; its statistic is the mean over seed
     pairs of the accuracy difference. Because every seed sees the same indices this equals the
     mean over the resampled samples of d_i = mean_s (model_si - baseline_si), which is what is
@@ -240,7 +242,7 @@ MIN_SEED_PAIRS = 3  # fewer seed pairs give no verdict: a t-test on 2 pairs has 
 
 @dataclass(frozen=True)
 class SeedTest:
-    """Model minus baseline over seed pairs: a test over retraining, not over validation images."""
+    """Model minus baseline over seed pairs: a test over retraining, not over report-split images."""
 
     differences: tuple  # per seed pair, in the order given
     mean: float
