@@ -45,7 +45,7 @@ demo: install
 
 # Every configuration of the tables file (Table 2's modules and both controls too), 3 seeds, then the tables.
 demo-full: install
-	$(PY) -m fer_ablation.run -m experiment=demo configuration=$(DEMO_FULL) $(CPU_SWEEP) $(ARGS)
+	$(PY) -m fer_ablation.run -m experiment=demo_full $(CPU_SWEEP) $(ARGS)
 	$(MAKE) tables ARGS=
 
 # The paper's sweep; extra Hydra overrides via ARGS, e.g. make ablation ARGS="data=fer2013 trainer=gpu"

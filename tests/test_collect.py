@@ -469,23 +469,23 @@ def test_two_seeds_never_significant(tmp_path):
             | frames["claims"]["why"].str.contains("no seed")).all()
 
 
-def test_a_zero_init_run_never_counts_as_the_baseline(tmp_path):
-    run = write_run(tmp_path, "zero_init", 0)
-    assert load_run(run).configuration == "zero_init"
+def test_a_plain_init_run_never_counts_as_the_baseline(tmp_path):
+    run = write_run(tmp_path, "plain_init", 0)
+    assert load_run(run).configuration == "plain_init"
     metrics = json.loads((run / "metrics.json").read_text())
-    metrics["configuration"] = "baseline"  # named baseline, but its model has the option
+    metrics["configuration"] = "baseline"  # named baseline, but its model has another initialisation rule
     (run / "metrics.json").write_text(json.dumps(metrics))
     got = load_run(run)
     assert got.configuration is None and "zero_init_residual" in got.unmatched
     metrics["configuration"] = None  # unnamed: matched by its model, options included
     (run / "metrics.json").write_text(json.dumps(metrics))
-    assert load_run(run).configuration == "zero_init"
-    metrics["options"] = {"zero_init_residual": False}  # the baseline's model, options included
+    assert load_run(run).configuration == "plain_init"
+    metrics["options"] = {"zero_init_residual": None}  # the baseline's model: the suite's rule
     (run / "metrics.json").write_text(json.dumps(metrics))
     assert load_run(run).configuration == "baseline"
-    metrics["options"] = {}  # written before zero_init_residual was recorded: built without it
+    metrics["options"] = {}  # written before zero_init_residual was recorded: built without it, plain init
     (run / "metrics.json").write_text(json.dumps(metrics))
-    assert load_run(run).configuration == "baseline"
+    assert load_run(run).configuration == "plain_init"
 
 
 def test_identical_seed_differences_get_no_p_value_and_no_verdict(tmp_path):

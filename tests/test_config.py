@@ -129,12 +129,14 @@ def test_data_defaults_are_the_data_files(compose_cfg):
 def test_control_configurations_set_their_model(compose_cfg):
     from fer_ablation.models import build_model
 
-    zero = model_spec(compose_cfg("configuration=zero_init"))
-    assert (zero["attention"], zero["stem"], zero["zero_init_residual"]) == ("none", "stride2", True)
+    plain = model_spec(compose_cfg("configuration=plain_init"))
+    assert (plain["attention"], plain["stem"], plain["zero_init_residual"]) == ("none", "stride2", False)
     gate = model_spec(compose_cfg("configuration=gate"))
     default = compose_cfg().model.options.zero_init_residual  # conf/model/resnet50.yaml, the one place it is set
     assert (gate["attention"], gate["stem"], gate["zero_init_residual"]) == ("gate", "stride2", default)
     assert model_spec(compose_cfg("configuration=baseline"))["zero_init_residual"] == default
-    spec = {k: v for k, v in zero.items() if k != "in_chans"}
-    model = build_model(**spec)
-    assert all((block.bn3.weight == 0).all() for _, block in model.blocks())
+    assert default is None   # the suite's rule for every arm: zero-initialised residual branches from scratch
+    baseline = build_model(**{k: v for k, v in model_spec(compose_cfg("configuration=baseline")).items() if k != "in_chans"})
+    assert all((block.bn3.weight == 0).all() for _, block in baseline.blocks())
+    plain = build_model(**{k: v for k, v in plain.items() if k != "in_chans"})
+    assert all((block.bn3.weight == 1).all() for _, block in plain.blocks())

@@ -22,7 +22,8 @@ def test_paper_tables_are_complete_and_deduplicated():
     assert ablation.configurations["full"] == {"attention": "ca+simam", "stem": "sc", "placement": {},
                                                "options": default_options}
     assert ablation.configurations["simam"]["attention"] == "simam" and ablation.configurations["simam"]["stem"] == "stride2"
-    assert ablation.configurations["zero_init"]["options"]["zero_init_residual"] is True
+    assert ablation.configurations["plain_init"]["options"]["zero_init_residual"] is False
+    assert ablation.configurations["baseline"]["options"]["zero_init_residual"] is None  # the rule: zero from scratch
     assert ablation.label_of("sc_ca") == "ResNet50+SC+CA"
     assert all(not row.reported for row in ablation.tables[3].rows)  # the paper ran no controls
     assert ablation.paper_accuracy("ca") == (75.13, "Table 1") and ablation.paper_accuracy("gate") is None
@@ -34,7 +35,7 @@ def test_configuration_lookup_ignores_attention_order_but_not_options():
     assert ablation.configuration_of("simam+ca", "sc", options) == "full"
     assert ablation.configuration_of("ca+simam", "stride2", options) == "simam_ca"
     assert ablation.configuration_of("none", "stride2", options) == "baseline"
-    assert ablation.configuration_of("none", "stride2", {**options, "zero_init_residual": True}) == "zero_init"
+    assert ablation.configuration_of("none", "stride2", {**options, "zero_init_residual": False}) == "plain_init"
     assert ablation.configuration_of("ca", "stride2", {**options, "ca": {"reduction": 8}}) is None
     assert ablation.configuration_of("gate", "stride2", options) == "gate"
     assert ablation.configuration_of("se", "stride2", options) is None

@@ -298,6 +298,11 @@ def test_zero_init_residual_applies_after_imagenet_weights(fake_imagenet, monkey
             assert (own[key] == 0).all() and (value != 0).any(), key
         elif not key.startswith("fc."):
             torch.testing.assert_close(own[key], value, rtol=0, atol=0, msg=key)
+    # the default (None), the suite's rule: ImageNet weights stay as loaded; from scratch, every bn3 starts at 0
+    loaded = build_model("none", pretrained="imagenet", download=False, zero_init_residual=None).state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items() if k.endswith("bn3.weight"))
+    scratch = build_model("none", zero_init_residual=None)
+    assert all((block.bn3.weight == 0).all() for _, block in scratch.blocks())
 
 
 def test_imagenet_weights_one_channel_and_acmix(fake_imagenet, monkeypatch, caplog):

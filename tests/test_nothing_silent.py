@@ -149,7 +149,7 @@ def test_every_model_and_data_key_is_fingerprinted_or_listed_with_a_reason(tmp_p
     keys = set()
     for data in ("synthetic", "fer2013", "imagefolder", "rafdb"):
         for stem in ("stride2", "sc"):
-            for configuration in ("simam", "full", "zero_init"):
+            for configuration in ("simam", "full", "plain_init"):
                 keys |= set(_leaves(compose([f"data={data}", f"data.root={tmp_path}", f"stem={stem}",
                                              f"configuration={configuration}"])))
     # a module's options and placements are one key each: the arm (report.runs.resolve_configuration)

@@ -188,7 +188,11 @@ def build_model(
     choice = pretrained_choice(pretrained)
     if choice is not None:
         load_imagenet(model, choice, in_chans=in_chans, download=download)
-    if opts["zero_init_residual"]:
+    zero_init = opts["zero_init_residual"]
+    if zero_init is None:
+        # the suite's rule: a from-scratch model starts every block as the identity; ImageNet weights stay as loaded
+        zero_init = choice is None
+    if zero_init:
         # After any ImageNet weights: torchvision zeroes bn3 at construction, which loading would undo.
         for _, block in model.blocks():
             nn.init.zeros_(block.bn3.weight)
