@@ -12,9 +12,9 @@ from fer_ablation.config import CONFIG_DIR, EXPERIMENTS_DIR
 def test_paper_tables_are_complete_and_deduplicated():
     ablation = experiments.load("paper")
     assert [t.name for t in ablation.tables] == ["table1", "table2", "table3", "controls"]
-    assert [len(t.rows) for t in ablation.tables] == [4, 6, 5, 8]
+    assert [len(t.rows) for t in ablation.tables] == [4, 6, 5, 7]
     used = {row.configuration for t in ablation.tables for row in t.rows}
-    assert used == set(ablation.configurations) and len(used) == 14  # the paper's 11 models and 3 controls
+    assert used == set(ablation.configurations) and len(used) == 13  # the paper's 11 models and 2 controls
     assert ablation.baseline == "baseline"
     table3 = {r.label: r.reported["accuracy"] for r in ablation.tables[2].rows}
     assert table3["ResNet50+CA+SimAM+SC"] == 76.91
@@ -58,7 +58,7 @@ def test_a_sweep_naming_an_unlisted_configuration_fails_naming_the_file(tmp_path
     (tmp_path / "odd.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match=r"odd.yaml: sweeps.demo names \['nope'\]"):
         config.sweep_configurations("demo", "odd", tmp_path)
-    with pytest.raises(ValueError, match=r"odd.yaml: no sweep 'smoke'.*available: \['demo', 'paper'\]"):
+    with pytest.raises(ValueError, match=r"odd.yaml: no sweep 'smoke'.*available: \['demo', 'demo_full', 'paper'\]"):
         config.sweep_configurations("smoke", "odd", tmp_path)
     with pytest.raises(ValueError, match="nope"):
         experiments.load("odd", tmp_path)
