@@ -329,6 +329,14 @@ def _train(cfg: DictConfig, run_dir: Path, owner: bool) -> dict:
     return metrics
 
 
+def compile_model(model: torch.nn.Module, backend: str = "inductor") -> None:
+    """torch.compile `model` in place with a fresh dynamo state. Without the reset, the runs of a one-process
+    sweep share the recompile budget of the same forward code (config.recompile_limit, 8): from the third
+    configuration or so on, dynamo gives up and the model runs eagerly without a word."""
+    torch._dynamo.reset()
+    model.compile(backend=backend)
+
+
 def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float) -> dict:
     quiet.quiet_third_party()
     if cfg.get("threads"):
@@ -375,7 +383,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         os.environ.setdefault(
             "TORCHINDUCTOR_CACHE_DIR", str(Path(os.path.expanduser(cfg.data.cache_dir)) / "inductor")
         )
-        module.model.compile()
+        compile_model(module.model)
 
     checkpoint_dir = run_dir / "checkpoints"
     checkpoint, last_checkpoint = _checkpoint_callbacks(checkpoint_dir)
