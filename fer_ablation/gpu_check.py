@@ -92,6 +92,11 @@ def smoke_plan() -> Plan:
     )
 
 
+def default_data_root() -> str:
+    carried = PROJECT_ROOT / ".data" / "fer2013"
+    return os.environ.get("FER2013_ROOT") or (str(carried) if carried.is_dir() else "../shared/data/fer2013")
+
+
 def card_name(device: str) -> str:
     """The card's name as a folder name, e.g. nvidia-h100-80gb-hbm3, or cpu."""
     if device != "cuda":
@@ -273,8 +278,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="output folder (default: results/gpu/<card>, smoke: outputs/gpu-check/<card>)")
     p.add_argument("--budget-s", type=float, default=None, help="the whole check's time budget in seconds "
                    "(default: 480 on a GPU, 300 in smoke mode)")
-    p.add_argument("--data-root", default=os.environ.get("FER2013_ROOT", "../shared/data/fer2013"),
-                   help="FER2013 folder (default: $FER2013_ROOT or %(default)s)")
+    p.add_argument("--data-root", default=default_data_root(),
+                   help="FER2013 folder (default: $FER2013_ROOT, else .data/fer2013 where it exists (the copy "
+                        "carried to the GPU machine), else ../shared/data/fer2013)")
     p.add_argument("--bench-configs", nargs="*", default=None, help="bench configurations (default: the mode's)")
     p.add_argument("--sweep-configs", nargs="*", default=None, help="sweep configurations (default: Table 1's)")
     p.add_argument("--seeds", type=int, default=None, help="at most this many seeds per configuration")

@@ -38,3 +38,19 @@ def test_smoke_check_writes_every_step_and_its_runs_make_table1(tmp_path):
     assert baseline["seeds"].startswith("1/") and baseline["accuracy_pct"] == \
         pytest.approx(100 * run["accuracy"], abs=0.01)
     assert (tmp_path / "tables" / "table1.md").is_file()
+
+
+def test_gpu_plan_composes_from_scratch_fer2013_runs_on_the_gpu(compose_cfg):
+    from fer_ablation import bench
+
+    plan = gpu_check.gpu_plan("/data/fer2013")
+    assert set(plan.sweep_configs) == {"baseline", "sc", "ca", "sc_ca"} and plan.budget_s <= 480
+    for configuration in plan.sweep_configs:
+        cfg = compose_cfg(f"configuration={configuration}", *plan.sweep_overrides, smoke=False)
+        assert (cfg.data.name, cfg.data.root, cfg.data.image_size) == ("fer2013", "/data/fer2013", 48)
+        assert cfg.model.pretrained is None and cfg.trainer.accelerator == "gpu"
+    setting = bench.Setting("full", "cuda", 224, plan.batch_size, plan.precision, True, True)
+    cfg = compose_cfg(*bench.suite_overrides(setting, steps=plan.steps, eval_batches=1,
+                                             extra=plan.bench_overrides), smoke=False)
+    assert (cfg.data.name, cfg.data.image_size, cfg.trainer.precision, cfg.speed.compile) == \
+        ("fer2013", 224, "bf16-mixed", True)
