@@ -172,6 +172,7 @@ MIN_IMAGE_SIZE = 32
 def check_settings(cfg: DictConfig) -> None:
     """Fail on numeric settings no run can use, before any data is read."""
     checks = [
+        ("checkpoint_every_n_epochs", cfg.get("checkpoint_every_n_epochs", 1), 1, "at least 1"),
         ("trainer.max_epochs", cfg.trainer.max_epochs, 1, "at least 1 (-1, Lightning's 'forever', never ends a run)"),
         ("data.batch_size", cfg.data.batch_size, 1, "at least 1"),
         ("data.eval_batch_size", cfg.data.get("eval_batch_size", 1), 1, "at least 1"),
@@ -196,16 +197,17 @@ def preprocessing(cfg: DictConfig, spec: dict) -> dict:
     }
 
 
-def _checkpoint_callbacks(checkpoint_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+def _checkpoint_callbacks(checkpoint_dir: Path, every_n_epochs: int = 1) -> tuple[ModelCheckpoint, ModelCheckpoint]:
     """best.ckpt: the best validation accuracy, weights and hyper-parameters only (what evaluation needs);
-    last.ckpt: the full state (optimizer, scheduler, loops) after every epoch, for resuming."""
+    last.ckpt: the full state (optimizer, scheduler, loops) every `every_n_epochs` epochs, for resuming."""
     best = ModelCheckpoint(
         dirpath=checkpoint_dir, filename="best", monitor="val/accuracy", mode="max",
         save_top_k=1, save_weights_only=True, enable_version_counter=False,
     )
-    # No monitor: saved at every epoch end, overwriting the one file; listed after `best` so that a
+    # No monitor: saved every `every_n_epochs` epoch ends, overwriting the one file; listed after `best` so that a
     # last.ckpt of epoch k always has its best.ckpt of epoch <= k on disk.
-    last = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False,
+                           every_n_epochs=every_n_epochs)
     return best, last
 
 
@@ -337,12 +339,31 @@ def compile_model(model: torch.nn.Module, backend: str = "inductor") -> None:
     model.compile(backend=backend)
 
 
+def check_accelerator(accelerator: str | None) -> None:
+    """A run asked for a GPU fails, naming why it finds none, instead of training on the CPU."""
+    if str(accelerator) not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        cause = (f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from this process (a launcher that gave the job "
+                 "no GPU: hydra/launcher=local and slurm give it trainer.devices)")
+    elif torch.version.cuda is None:
+        cause = f"this torch {torch.__version__} is built without CUDA"
+    else:
+        cause = f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device or driver"
+    raise RuntimeError(f"trainer.accelerator={accelerator} but no GPU is available: {cause}; "
+                       "trainer=cpu or trainer=auto train on the CPU")
+
+
 def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float) -> dict:
     quiet.quiet_third_party()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    check_accelerator(trainer_kwargs.get("accelerator"))
+    if trainer_kwargs.get("benchmark") is None and fast_path.uses_cuda(trainer_kwargs.get("accelerator")):
+        trainer_kwargs["benchmark"] = not trainer_kwargs.get("deterministic")  # cudnn autotuning
     fast = fast_path.choose(trainer_kwargs.get("precision"), cfg.speed.get("channels_last"),
                             trainer_kwargs.get("accelerator"))
     trainer_kwargs["precision"] = fast.precision
@@ -386,7 +407,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         compile_model(module.model)
 
     checkpoint_dir = run_dir / "checkpoints"
-    checkpoint, last_checkpoint = _checkpoint_callbacks(checkpoint_dir)
+    checkpoint, last_checkpoint = _checkpoint_callbacks(checkpoint_dir, int(cfg.get("checkpoint_every_n_epochs", 1)))
     recorder = RunRecorder(run_dir)
     run_name = f"{spec['attention']}-{spec['stem']}-s{cfg.seed}"
     loggers = _loggers(cfg, run_dir, run_name)
@@ -405,6 +426,8 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         num_sanity_val_steps=0,
         enable_model_summary=False,
     )
+    log.info("training on %s (trainer.accelerator=%s)", provenance.device_name(trainer.strategy.root_device),
+             trainer_kwargs.get("accelerator"))
     resume_from = _resume_checkpoint(run_dir)
     if resume_from:
         done = int(torch.load(resume_from, map_location="cpu", mmap=True, weights_only=True)["epoch"]) + 1
@@ -440,6 +463,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "train_images_per_s": round(recorder.train_images / max(recorder.train_seconds, 1e-9), 2),
         "wall_s": round(time.perf_counter() - started, 2),
         "device": provenance.device_name(trainer.strategy.root_device),
+        "accelerator": trainer_kwargs.get("accelerator"),
         "precision": fast.precision,
         "channels_last": fast.channels_last,
         "precision_choice": fast.reason,

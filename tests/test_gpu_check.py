@@ -30,7 +30,8 @@ def test_smoke_check_writes_every_step_and_its_runs_make_table1(tmp_path):
     run_dir = out / "runs" / "baseline-s0"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert run["accuracy"] == metrics["best"][metrics["report_split"]]["accuracy"]
-    assert not (run_dir / "checkpoints").exists()  # large, and no table reads them
+    assert not (run_dir / "checkpoints").exists()
+    assert "training on cpu" in (out / "runs" / "baseline-s0.log").read_text()  # large, and no table reads them
 
     frames = collect([out / "runs"], tmp_path / "tables", "paper", n_boot=100)
     assert (frames["runs"]["status"] == "completed").all() and len(frames["runs"]) == 1
