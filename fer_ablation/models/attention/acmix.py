@@ -55,6 +55,12 @@ def _reflect_pad(t: torch.Tensor, r: int) -> torch.Tensor:
     return torch.cat([t[..., 1 : r + 1].flip(-1), t, t[..., -r - 1 : -1].flip(-1)], dim=-1)
 
 
+def _linspace(n: int, like: torch.Tensor) -> torch.Tensor:
+    """torch.linspace(-1, 1, n), written so that ONNX gets [-1] for n = 1 (its export of linspace divides by
+    n - 1 = 0 there, and a 1 x 1 map, layer4 of a 32 px input, came out NaN)."""
+    return torch.arange(n, device=like.device, dtype=like.dtype) * (2.0 / max(n - 1, 1)) - 1.0
+
+
 def _window_attention(q, q_dot_p, k, v, valid, k_att: int, stride: int) -> torch.Tensor:
     """softmax_j(q_i . k_j + q_i . p_i) weighted sum of v_j over the k_att x k_att window of every output position.
 
@@ -122,11 +128,7 @@ class ACmix(nn.Module):
         B, C, H, W = q.shape
         s, r, N, d = self.stride, self.k_att // 2, self.N, self.d
         grid = torch.stack(
-            torch.meshgrid(
-                torch.linspace(-1.0, 1.0, H, device=q.device, dtype=q.dtype),
-                torch.linspace(-1.0, 1.0, W, device=q.device, dtype=q.dtype),
-                indexing="ij",
-            )[::-1]
+            torch.meshgrid(_linspace(H, q), _linspace(W, q), indexing="ij")[::-1]
         )  # channel 0 = x (along W), channel 1 = y (along H)
         p = F.conv2d(grid[None], self.conv_p.weight)  # 1, d, H, W
         q = (q.reshape(B * N, d, H, W) * d**-0.5)[:, :, ::s, ::s]
