@@ -1,4 +1,4 @@
-"""`make gpu-check DEVICE=cpu SMOKE=1`'s script end to end, reduced to one bench row and one sweep run."""
+"""`make gpu-check DEVICE=cpu SMOKE=1`'s script end to end, reduced to one sweep run."""
 
 import json
 
@@ -10,8 +10,7 @@ from fer_ablation.report.tables import collect
 
 def test_smoke_check_writes_every_step_and_its_runs_make_table1(tmp_path):
     out = tmp_path / "check"
-    data = gpu_check.main(["--device", "cpu", "--smoke", "--out", str(out), "--bench-configs", "baseline",
-                           "--sweep-configs", "baseline"])
+    data = gpu_check.main(["--device", "cpu", "--smoke", "--out", str(out), "--sweep-configs", "baseline"])
 
     written = json.loads((out / "check.json").read_text())
     assert written == json.loads(json.dumps(data))
