@@ -62,6 +62,7 @@ class Plan:
     seeds: int
     sweep_overrides: tuple[str, ...]
     budget_s: float
+    threads: int | None = None  # torch threads for the bench rows (None: torch's default)
     bench_share: float = 0.5
     notes: tuple[str, ...] = field(default=())
 
@@ -88,7 +89,7 @@ def smoke_plan() -> Plan:
         bench_configs=("baseline",), sizes=(48,), batch_size=8, precision="32-true", compiles=(False,),
         steps=2, warmup=1, bench_overrides=probe,
         sweep_configs=TABLE1, seeds=1, sweep_overrides=(*probe, "trainer=cpu", "threads=1"),
-        budget_s=240.0,
+        budget_s=240.0, threads=1,
         notes=("smoke mode: CPU, tiny probe set, one bench row, no compiled rows, one seed; timings are not "
                "measurements",),
     )
@@ -160,28 +161,41 @@ def run_bench(check: Check, plan: Plan, device: str) -> list[dict]:
     deadline = plan.bench_share * plan.budget_s
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
-    for setting in settings:
-        label = f"{setting.config} {setting.image_size}px {setting.precision}{' compiled' if setting.compile else ''}"
-        if check.elapsed() > deadline:
-            rows.append({"setting": label, "status": "skipped",
-                         "reason": f"the bench's share of the budget ({deadline:.0f} s) was spent"})
-        else:
-            print(f"gpu-check: bench {label}", flush=True)
-            started = time.perf_counter()
-            try:
-                record = bench.bench_one(setting, steps=plan.steps, warmup=plan.warmup, eval_batches=1,
-                                         overrides=plan.bench_overrides)
-                rows.append({"setting": label, "status": "completed", **record})
-                print(f"  raw {record['raw_images_per_s']:.0f} img/s, suite {record['suite_images_per_s']:.0f} "
-                      f"img/s", flush=True)
-            except Exception as exc:  # one failing setting must not lose the others
-                rows.append({"setting": label, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                             "traceback": traceback.format_exc()[-2000:]})
-                print(f"  failed: {type(exc).__name__}: {exc}", flush=True)
-            rows[-1]["row_wall_s"] = round(time.perf_counter() - started, 1)
-        check.write(steps={**check.data["steps"], "bench": rows})
-        records.write_atomic(check.out / "bench.json", json.dumps(rows, indent=2) + "\n")
+    threads = torch.get_num_threads()
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    try:
+        for setting in settings:
+            rows.append(bench_row(check, setting, plan, deadline))
+            check.write(steps={**check.data["steps"], "bench": rows})
+            records.write_atomic(check.out / "bench.json", json.dumps(rows, indent=2) + "\n")
+    finally:
+        torch.set_num_threads(threads)
     return rows
+
+
+def bench_row(check: Check, setting, plan: Plan, deadline: float) -> dict:
+    """One bench record, or the error or 'skipped' that stopped it."""
+    from fer_ablation import bench
+
+    label = f"{setting.config} {setting.image_size}px {setting.precision}{' compiled' if setting.compile else ''}"
+    if check.elapsed() > deadline:
+        return {"setting": label, "status": "skipped",
+                "reason": f"the bench's share of the budget ({deadline:.0f} s) was spent"}
+    print(f"gpu-check: bench {label}", flush=True)
+    started = time.perf_counter()
+    try:
+        record = bench.bench_one(setting, steps=plan.steps, warmup=plan.warmup, eval_batches=1,
+                                 overrides=plan.bench_overrides)
+        row = {"setting": label, "status": "completed", **record}
+        print(f"  raw {record['raw_images_per_s']:.0f} img/s, suite {record['suite_images_per_s']:.0f} img/s",
+              flush=True)
+    except Exception as exc:  # one failing setting must not lose the others
+        row = {"setting": label, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+               "traceback": traceback.format_exc()[-2000:]}
+        print(f"  failed: {type(exc).__name__}: {exc}", flush=True)
+    row["row_wall_s"] = round(time.perf_counter() - started, 1)
+    return row
 
 
 def report_accuracy(metrics: dict) -> float | None:
@@ -312,13 +326,6 @@ def main(argv=None) -> dict:
     check.data["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.__dict__.items()}
     check.data["card"] = card
 
-    if args.smoke:
-        torch.set_num_threads(1)
-    import lightning  # noqa: F401  (sets its loggers to INFO on import; quieten them afterwards)
-    import logging
-
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     check.write(steps={"environment": environment(args.device)})
     print(f"gpu-check: {out} (budget {plan.budget_s:.0f} s)", flush=True)
     bench_rows = run_bench(check, plan, args.device)
