@@ -10,7 +10,7 @@ INSTALL_STAMP := $(VENV)/.install-stamp
 endif
 ARGS ?=
 
-.PHONY: install test test-slow demo ablation tables bench gpu-check models clean
+.PHONY: install test test-slow demo demo-full ablation tables bench gpu-check models clean
 
 install: $(INSTALL_STAMP)
 
@@ -34,9 +34,18 @@ models: install
 clean:
 	rm -rf outputs multirun .cache
 
-# The embedded CPU ablation: the paper's 11 configurations and 2 controls on the probe set, then the tables.
+# Parallel CPU sweeps: one job per core, one thread each (two one-thread jobs beat one two-thread job).
+JOBS ?= $(shell nproc)
+CPU_SWEEP := hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS) threads=1
+
+# The embedded CPU ablation: Tables 1 and 3 and the gate control on the probe set, 3 seeds, then the tables.
 demo: install
-	$(PY) -m fer_ablation.run -m experiment=demo $(ARGS)
+	$(PY) -m fer_ablation.run -m experiment=demo $(CPU_SWEEP) $(ARGS)
+	$(MAKE) tables ARGS=
+
+# Every configuration of the tables file (Table 2's modules and both controls too), 3 seeds, then the tables.
+demo-full: install
+	$(PY) -m fer_ablation.run -m experiment=demo configuration=$(DEMO_FULL) $(CPU_SWEEP) $(ARGS)
 	$(MAKE) tables ARGS=
 
 # The paper's sweep; extra Hydra overrides via ARGS, e.g. make ablation ARGS="data=fer2013 trainer=gpu"

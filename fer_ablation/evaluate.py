@@ -47,6 +47,21 @@ def checkpoint_path(value) -> Path:
     return path
 
 
+def evaluation_precision(precision: str | None, ckpt: Path, accelerator: str | None) -> tuple[str, str]:
+    """The precision to score in, and why: an explicit one; else the precision the run that wrote `ckpt`
+    recorded (its metrics.json), so evaluating on the machine that trained reproduces the run's numbers;
+    else the fast path's choice for this device."""
+    if precision is not None:
+        return str(precision), "set in the config"
+    run = records.read_metrics(ckpt.parent.parent) if ckpt.parent.name == "checkpoints" else None
+    if run and run.get("precision"):
+        return str(run["precision"]), f"the precision {ckpt.parent.parent / 'metrics.json'} records"
+    from fer_ablation import fast_path
+
+    chosen = fast_path.choose(None, None, accelerator)
+    return chosen.precision, chosen.reason
+
+
 def apply_preprocessing(data_cfg: DictConfig, trained: dict | None, explicit: Sequence[str], ckpt: Path) -> DictConfig:
     """`data_cfg` with the checkpoint's preprocessing; ValueError when an explicit override contradicts it."""
     data_cfg = data_cfg.copy()
@@ -143,6 +158,9 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
 
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.pop("max_epochs", None)
+    trainer_kwargs["precision"], precision_choice = evaluation_precision(trainer_kwargs.get("precision"), ckpt_path,
+                                                                         trainer_kwargs.get("accelerator"))
+    log.info("scoring in %s (%s)", trainer_kwargs["precision"], precision_choice)
     trainer = L.Trainer(**trainer_kwargs, logger=False, enable_checkpointing=False,
                         default_root_dir=str(out_dir), enable_model_summary=False)
     evaluations = score_splits(trainer, module, dm, [s for s in splits if s != WHOLE])
@@ -180,6 +198,8 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
         "skipped_files": len(dm.skipped_files),
         "data_summary": dm.describe(),
         "device": provenance.device_name(trainer.strategy.root_device),
+        "precision": trainer_kwargs["precision"],
+        "precision_choice": precision_choice,
         "wall_s": round(time.perf_counter() - started, 2),
     }
     rows_dm = _PathsOf(dm, whole if WHOLE in splits else None)

@@ -6,11 +6,14 @@
   bf16 tensor cores; 16-mixed (fp16 autocast, Lightning's gradient scaler) on 7.x cards (V100, T4), which
   have fp16 tensor cores but emulate bf16 although `torch.cuda.is_bf16_supported()` is true there; 32-true
   on older cards.
-- A CPU with native bf16 instructions (x86 `avx512_bf16` or `amx_bf16`, Arm `bf16`, read from
-  /proc/cpuinfo): bf16-mixed. On an AVX-512 BF16 machine a raw ResNet50 loop at 48 px ran 1.5x
-  faster with bf16 autocast and channels_last than in fp32 (issue #13's measurement).
-- Any other CPU: 32-true. bf16 autocast there is emulated and many times slower than fp32
-  (results/bench/vm-2026-11-27-cpu-fastpath.json, an AVX2 CPU).
+- A CPU on which torch will really run bf16 natively: bf16-mixed. Torch is asked, not /proc/cpuinfo:
+  oneDNN must report bf16 kernels (`ONEDNN_MAX_CPU_ISA` caps them) and ATen's own kernels must be
+  AVX-512 or better (`torch.backends.cpu.get_cpu_capability()`; `ATEN_CPU_CAPABILITY` caps them). On
+  an AVX-512 BF16 machine a raw ResNet50 loop at 48 px ran 1.5x faster with bf16 autocast and
+  channels_last than in fp32 (issue #13's measurement).
+- Any other CPU, and any CPU capped to AVX2 (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`,
+  how the slowest machine class is emulated): 32-true. bf16 autocast there is emulated and many
+  times slower than fp32 (results/bench/vm-2026-11-27-cpu-fastpath.json, an AVX2 CPU).
 
 channels_last in every case: it was as fast or faster than the contiguous format in every
 combination measured, in fp32 too (+5 % on the AVX2 VM, +2 % on the AVX-512 machine).
@@ -22,12 +25,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 log = logging.getLogger(__name__)
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# ATen CPU capabilities (torch.backends.cpu.get_cpu_capability()) whose vector kernels handle bf16 natively
+NATIVE_BF16_CAPABILITIES = ("AVX512", "SVE")
 NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores
 FP16_TENSOR_CORE_CAPABILITY = (7, 0)  # Volta
 
@@ -39,22 +42,28 @@ class FastPath:
     reason: str
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo does not exist)."""
+@dataclass(frozen=True)
+class CpuKernels:
+    """What torch will run on this CPU, after any ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA cap."""
+
+    capability: str      # ATen's vector kernels: DEFAULT, AVX2, AVX512, SVE256, ...
+    onednn_bf16: bool    # oneDNN (convolutions, matmuls) has bf16 kernels for this CPU
+
+    @property
+    def native_bf16(self) -> bool:
+        return self.onednn_bf16 and self.capability.startswith(NATIVE_BF16_CAPABILITIES)
+
+    def describe(self) -> str:
+        return f"ATen kernels {self.capability}, oneDNN bf16 {'yes' if self.onednn_bf16 else 'no'}"
+
+
+def cpu_kernels() -> CpuKernels:
+    """Ask torch which CPU kernels it will run (these follow the environment's caps)."""
     try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return flags
-
-
-def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
-    return bool(set(NATIVE_BF16_FLAGS) & (cpu_flags() if flags is None else flags))
+        onednn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        onednn_bf16 = False
+    return CpuKernels(torch.backends.cpu.get_cpu_capability(), onednn_bf16)
 
 
 def uses_cuda(accelerator: str | None) -> bool:
@@ -74,15 +83,16 @@ def cuda_precision(device=None) -> tuple[str, str]:
 
 
 def choose(precision: str | None, channels_last: bool | None, accelerator: str | None,
-           flags: set[str] | None = None) -> FastPath:
+           kernels: CpuKernels | None = None) -> FastPath:
     """Resolve null precision / channels_last for the device the run will train on."""
     if uses_cuda(accelerator):
         fastest, reason = cuda_precision()
         return FastPath(str(precision) if precision is not None else fastest,
                         bool(channels_last) if channels_last is not None else True,
                         "set in the config" if precision is not None else reason)
-    native = cpu_has_native_bf16(flags)
-    device = "this CPU"
+    kernels = kernels or cpu_kernels()
+    native = kernels.native_bf16
+    device = f"this CPU ({kernels.describe()})"
     fastest = "bf16-mixed" if native else "32-true"
     chosen = str(precision) if precision is not None else fastest
     memory = bool(channels_last) if channels_last is not None else True

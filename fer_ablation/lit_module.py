@@ -49,7 +49,9 @@ def score(probs: torch.Tensor, targets: torch.Tensor, classes: Sequence[str], lo
 
     ``*_macro`` average over every class of the model; ``*_macro_present`` over the classes the split has
     images of (``classes_present``). They differ when a split lacks a class (a 6-class evaluation set
-    scored by a 7-class model): the absent class counts with F1 0 in the all-class average.
+    scored by a 7-class model) and the model predicts the absent class: that class then counts with F1 0 in the
+    all-class average. torchmetrics gives a class with tp + fp + fn = 0 (absent and never predicted) zero weight,
+    so the two averages are equal when the model never predicts the absent class.
     """
     k = len(classes)
     preds = probs.argmax(dim=1)
@@ -80,13 +82,16 @@ class FERModule(L.LightningModule):
         classes: Sequence[str],
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
+        scheduler_interval: str = "epoch",
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
         channels_last: bool = False,
         pretrained: str | None = None,
         preprocessing: dict | None = None,
     ):
-        """`preprocessing`: what inputs the model was trained on ({image_size, in_chans, grayscale,
+        """`scheduler_interval`: "epoch" steps the scheduler once an epoch; "step" once a batch, and the
+        scheduler is built with `total_steps` (the run's optimizer steps), as one-cycle needs.
+        `preprocessing`: what inputs the model was trained on ({image_size, in_chans, grayscale,
         normalize: {mean, std}}), kept in the checkpoint so evaluation and inference feed it the same."""
         super().__init__()
         # pretrained is not a hyper-parameter: a checkpoint carries its own weights.
@@ -95,6 +100,9 @@ class FERModule(L.LightningModule):
         self.model = build_model(num_classes=len(self.classes), pretrained=pretrained, **model_spec)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler interval {scheduler_interval!r}: expected 'epoch' or 'step'")
+        self.scheduler_interval = scheduler_interval
         self.label_smoothing = label_smoothing
         self.register_buffer(
             "class_weights",
@@ -164,8 +172,12 @@ class FERModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        if self.scheduler_interval == "step":
+            scheduler = self.scheduler_factory(optimizer=optimizer,
+                                               total_steps=int(self.trainer.estimated_stepping_batches))
+        else:
+            scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     # evaluation -----------------------------------------------------------------------------
     def _eval_step(self, batch, split: str) -> None:

@@ -238,6 +238,11 @@ def _resume_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def _checkpoint_epoch(path: Path | str) -> int:
+    """The 0-based epoch a checkpoint was saved at (memory-mapped: the weights are not read)."""
+    return int(torch.load(path, map_location="cpu", mmap=True, weights_only=True)["epoch"])
+
+
 def _previous_record(run_dir: Path) -> dict | None:
     """The folder's metrics.json; a damaged one is named, moved aside, and treated as absent."""
     try:
@@ -356,6 +361,7 @@ def check_accelerator(accelerator: str | None) -> None:
 
 
 def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float) -> dict:
+    cpu_started = time.process_time()
     quiet.quiet_third_party()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -380,13 +386,16 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         counts = torch.bincount(dm.split_targets("train"), minlength=len(classes)).double()
         class_weights = (counts.sum() / (len(classes) * counts.clamp(min=1))).tolist()
 
+    scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None
+    scheduler_interval = scheduler.pop("interval", "epoch") if scheduler else "epoch"
     pretrained = cfg.model.get("pretrained")
     pretrained_note = pretrained
     module_kwargs = dict(
         model_spec=spec,
         classes=classes,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        scheduler=hydra.utils.instantiate(scheduler) if scheduler else None,
+        scheduler_interval=scheduler_interval,
         label_smoothing=float(cfg.loss.label_smoothing),
         class_weights=class_weights,
         channels_last=fast.channels_last,
@@ -430,7 +439,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
              trainer_kwargs.get("accelerator"))
     resume_from = _resume_checkpoint(run_dir)
     if resume_from:
-        done = int(torch.load(resume_from, map_location="cpu", mmap=True, weights_only=True)["epoch"]) + 1
+        done = _checkpoint_epoch(resume_from) + 1
         log.info("resuming from %s: epochs 1-%d done, continuing at epoch %d", resume_from, done, done + 1)
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
 
@@ -438,8 +447,12 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     last = evaluate_splits(trainer, module, dm, splits)
     last_epoch = trainer.current_epoch
     best_path = checkpoint.best_model_path or str(checkpoint_dir / "best.ckpt")
-    best_evaluations = evaluate_splits(trainer, module, dm, splits, ckpt_path=best_path)
-    best_epoch = module.loaded_epoch + 1  # set by FERModule.on_load_checkpoint when the best weights loaded
+    if _checkpoint_epoch(best_path) + 1 == last_epoch:
+        # the best checkpoint holds the last epoch's weights: scoring it again would repeat `last` exactly
+        best_evaluations, best_epoch = last, last_epoch
+    else:
+        best_evaluations = evaluate_splits(trainer, module, dm, splits, ckpt_path=best_path)
+        best_epoch = module.loaded_epoch + 1  # set by FERModule.on_load_checkpoint when the best weights loaded
     if not trainer.is_global_zero:
         return {}
 
@@ -462,6 +475,8 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "macs": count_macs(module.model.cpu(), image_size, in_chans=spec["in_chans"]),
         "train_images_per_s": round(recorder.train_images / max(recorder.train_seconds, 1e-9), 2),
         "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": round(time.process_time() - cpu_started, 2),   # every thread of this process
+        "threads": torch.get_num_threads(),
         "device": provenance.device_name(trainer.strategy.root_device),
         "accelerator": trainer_kwargs.get("accelerator"),
         "precision": fast.precision,

@@ -49,7 +49,9 @@ def test_verdicts_follow_the_stated_rules(tmp_path, ablation):
     claims, comparisons = claims_module.claim_frames(load_runs([tmp_path / "runs"], ablation), ablation)
     verdict = claims.set_index("name")["verdict"].to_dict()
     assert verdict == {"up": "supported", "down": "contradicted", "both": "contradicted", "best": "inconclusive",
-                       "gate": "inconclusive"}
+                       "gate": "not run"}
+    # the gate arm was not run: "not run" (a sweep without that arm), not a verdict on the data
+    assert claims.set_index("name").loc["gate", "why"] == "no runs of gate in this data group"
     every = comparisons.set_index(["model", "over"])
     # simam_ca beats ca but loses to simam: beats_all is contradicted by its one contradicting comparison
     assert every.loc[("simam_ca", "ca"), "comparison_verdict"] == "supported"
@@ -84,7 +86,7 @@ def test_verdicts_follow_the_stated_rules(tmp_path, ablation):
             needed.append(row["seeds_needed"])
     assert needed and best["seeds_needed"] == max(needed)
     gate = claims.set_index("name").loc["gate"]
-    assert gate["why"] == "no seed with completed runs of both" and pd.isna(gate["seeds_needed"])
+    assert gate["why"] == "no runs of gate in this data group" and pd.isna(gate["seeds_needed"])
     assert "no ResNet50 constant gate x0.5 in the paper" in gate["paper_evidence"] and "+0.26 pp" in gate["paper_evidence"]
 
 
@@ -105,7 +107,8 @@ def test_claims_files_one_verdict_per_claim(tmp_path, ablation):
 def test_fewer_than_three_seed_pairs_are_inconclusive_with_seeds_planned(tmp_path, ablation):
     write_verdict_sweep(tmp_path / "runs", seeds=(0, 1))
     claims, _ = claims_module.claim_frames(load_runs([tmp_path / "runs"], ablation), ablation)
-    assert claims["verdict"].eq("inconclusive").all()
+    ran = claims["name"] != "gate"   # the one claim whose arm no run has
+    assert claims.loc[ran, "verdict"].eq("inconclusive").all() and claims.loc[~ran, "verdict"].eq("not run").all()
     up = claims.set_index("name").loc["up"]
     assert up["why"].startswith("2 seed pairs; a verdict needs ≥ 3") and up["p"] < 0.05
     sd = 100 * np.std(np.array(accuracy("ca", (0, 1))) - np.array(BASE[:2]), ddof=1)

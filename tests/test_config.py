@@ -14,10 +14,11 @@ from fer_ablation.training import model_spec
 
 def test_defaults_are_the_cpu_budget_on_the_probe_set(compose_cfg):
     cfg = compose_cfg(smoke=False)
-    assert (cfg.data.name, cfg.data.image_size, cfg.model.attention, cfg.stem.name) == ("synthetic", 48, "none", "stride2")
-    assert cfg.model.pretrained is None and cfg.trainer.max_epochs == 4
-    assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.lr == 0.001
-    assert cfg.scheduler._target_ == "torch.optim.lr_scheduler.CosineAnnealingLR" and cfg.scheduler.T_max == 4
+    assert (cfg.data.name, cfg.data.image_size, cfg.model.attention, cfg.stem.name) == ("synthetic", 32, "none", "stride2")
+    assert cfg.model.pretrained is None and cfg.trainer.max_epochs == 2 and cfg.data.batch_size == 32
+    assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.lr == 0.002 and cfg.optimizer.fused
+    assert cfg.scheduler._target_ == "torch.optim.lr_scheduler.OneCycleLR" and cfg.scheduler.interval == "step"
+    assert cfg.data.augment.enabled is False and list(cfg.data.face_scale) == [0.85, 1.0] and cfg.data.clutter == 0
     assert cfg.logger.name == "wandb" and cfg.logger.wandb.mode == "offline"
     assert cfg.trainer.accelerator == "auto" and cfg.seed == 0
 
@@ -34,7 +35,7 @@ def test_demo_experiment_is_the_paper_sweep_on_the_default_budget(compose_cfg):
     default, demo = compose_cfg(smoke=False), compose_cfg("experiment=demo", smoke=False)
     for key in ("optimizer", "scheduler", "trainer", "data", "model"):
         assert demo[key] == default[key], key
-    assert demo.group == "demo-synthetic-48px"
+    assert demo.group == "demo-synthetic-32px"
 
 
 @pytest.mark.parametrize("group,option,key,expected", [

@@ -1,38 +1,51 @@
 """The CPU/GPU fast path: null precision and memory format resolve to what the device supports."""
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
 from fer_ablation import fast_path, quiet
 
 
-def test_native_bf16_read_from_cpu_flags(tmp_path):
-    with_bf16 = tmp_path / "cpuinfo_bf16"
-    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
-    without = tmp_path / "cpuinfo_avx2"
-    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
-    assert fast_path.cpu_has_native_bf16(fast_path.cpu_flags(with_bf16))
-    assert not fast_path.cpu_has_native_bf16(fast_path.cpu_flags(without))
-    assert fast_path.cpu_flags(tmp_path / "absent") == set()
+def test_native_bf16_needs_onednn_bf16_and_avx512_aten_kernels():
+    assert fast_path.CpuKernels("AVX512", True).native_bf16
+    assert not fast_path.CpuKernels("AVX2", True).native_bf16      # ATEN_CPU_CAPABILITY=avx2 on a bf16 CPU
+    assert not fast_path.CpuKernels("AVX512", False).native_bf16   # ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU
+    assert not fast_path.CpuKernels("DEFAULT", False).native_bf16
 
 
-@pytest.mark.parametrize("flags, precision, channels_last", [
-    ({"avx2", "avx512_bf16"}, "bf16-mixed", True),
-    ({"avx2", "amx_bf16"}, "bf16-mixed", True),
-    ({"avx2"}, "32-true", True),
+def test_capping_the_isa_caps_the_precision_choice():
+    # On every machine class (AVX2-only, AVX-512 BF16, AMX) the emulation of the slowest one must train in fp32.
+    script = ("from fer_ablation import fast_path; k = fast_path.cpu_kernels(); c = fast_path.choose(None, None, 'cpu');"
+              "print(k.capability, k.onednn_bf16, c.precision, '|', c.reason)")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    capability, onednn_bf16, precision, _, reason = out.split(maxsplit=4)
+    assert (capability, onednn_bf16, precision) == ("AVX2", "False", "32-true")
+    assert "ATen kernels AVX2" in reason and "no native bf16" in reason
+
+
+@pytest.mark.parametrize("kernels, precision, channels_last", [
+    (fast_path.CpuKernels("AVX512", True), "bf16-mixed", True),
+    (fast_path.CpuKernels("AVX2", True), "32-true", True),
+    (fast_path.CpuKernels("AVX2", False), "32-true", True),
 ])
-def test_null_settings_pick_the_fastest_the_cpu_supports(flags, precision, channels_last):
-    chosen = fast_path.choose(None, None, "cpu", flags=flags)
+def test_null_settings_pick_the_fastest_the_cpu_supports(kernels, precision, channels_last):
+    chosen = fast_path.choose(None, None, "cpu", kernels=kernels)
     assert (chosen.precision, chosen.channels_last) == (precision, channels_last)
     assert ("native bf16" in chosen.reason) and (("no native" in chosen.reason) == (precision == "32-true"))
+    assert kernels.describe() in chosen.reason
 
 
 def test_explicit_settings_win():
-    chosen = fast_path.choose("32-true", True, "cpu", flags={"avx512_bf16"})
+    bf16_cpu = fast_path.CpuKernels("AVX512", True)
+    chosen = fast_path.choose("32-true", True, "cpu", kernels=bf16_cpu)
     assert (chosen.precision, chosen.channels_last, chosen.reason) == ("32-true", True, "set in the config")
-    assert fast_path.choose("bf16-mixed", None, "cpu", flags=set()).channels_last is True
-    assert fast_path.choose(None, False, "cpu", flags={"avx512_bf16"}).channels_last is False
+    assert fast_path.choose("bf16-mixed", None, "cpu", kernels=fast_path.CpuKernels("AVX2", False)).channels_last
+    assert fast_path.choose(None, False, "cpu", kernels=bf16_cpu).channels_last is False
 
 
 def test_metrics_record_the_choice(compose_cfg, tmp_path, one_thread):

@@ -1,8 +1,10 @@
 """Tests for the synthetic facial-expression probe generator (fer_ablation/data/synthetic.py)."""
 
+import concurrent.futures
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +158,26 @@ def test_ensure_synthetic_reuses_cache_and_keys_by_knobs(tmp_path, monkeypatch):
     next(root.glob("train/*/*.png")).unlink()  # an incomplete folder is regenerated
     assert synthetic.ensure_synthetic(tmp_path, **knobs) == root
     assert len(list(root.glob("*/*/*.png"))) == 21 and calls == [1, 1]
-    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == sorted([root.name, other.name])
+    folders = [p.name for p in (tmp_path / "synthetic").iterdir() if not p.name.endswith(".lock")]
+    assert sorted(folders) == sorted([root.name, other.name])
+
+
+def test_concurrent_runs_generate_the_probe_once_and_never_replace_it_under_a_reader(tmp_path, monkeypatch):
+    # two jobs of a parallel sweep start together on a fresh cache: the second must wait and reuse the first's
+    # folder (it used to regenerate and delete the folder the first job was already reading: missing files)
+    knobs = {**SMALL, "n_images": 14, "n_val": 7, "n_test": 7, "image_size": 16}
+    calls, real_generate = [], synthetic.generate
+
+    def slow_generate(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)   # both callers are inside ensure_synthetic before the first one finishes
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "generate", slow_generate)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        roots = list(pool.map(lambda _: synthetic.ensure_synthetic(tmp_path, **knobs), range(2)))
+    assert roots[0] == roots[1] and calls == [1]
+    assert len(list(roots[0].glob("*/*/*.png"))) == 21
 
 
 def _cli(*args):

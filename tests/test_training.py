@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
-from fer_ablation import records
+from fer_ablation import fast_path, records
 from fer_ablation.lit_module import score
 from fer_ablation.config import compose
 from fer_ablation.training import train
@@ -42,6 +42,10 @@ def test_run_leaves_a_complete_record(baseline_run):
     assert set(on_disk["best"]["val"]["per_class_f1"]) == set(on_disk["classes"])
     assert all(0 <= on_disk["best"]["val"][k] <= 1 for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro"))
     assert 1 <= on_disk["best"]["epoch"] <= 2 and on_disk["last"]["epoch"] == 2
+    if on_disk["best"]["epoch"] == 2:   # the best checkpoint is the last epoch's weights: the same scores
+        assert {k: v for k, v in on_disk["best"].items() if k != "epoch"} == \
+            {k: v for k, v in on_disk["last"].items() if k != "epoch"}
+    assert on_disk["cpu_s"] > 0 and on_disk["threads"] >= 1   # what the calibration study reads
     history = pd.read_csv(run_dir / "history.csv")
     assert history["epoch"].tolist() == [1, 2]
     # the first epoch with the highest val accuracy (ModelCheckpoint keeps only strict improvements)
@@ -57,7 +61,8 @@ def test_run_leaves_a_complete_record(baseline_run):
     assert on_disk["report_split"] == "test" and on_disk["best"]["test"]["n"] == 70
     assert on_disk["duplicates"]["test"]["of_train"] == 0 and on_disk["duplicates"]["policy"] == "drop"
     assert set(on_disk["fingerprint"]["fields"]) >= {"data", "max_epochs", "optimizer", "precision", "pretrained"}
-    assert on_disk["fingerprint"]["fields"]["precision"] == "32-true"
+    # the precision is the machine's choice (bf16 where the CPU has it natively): recorded, and the same everywhere
+    assert on_disk["fingerprint"]["fields"]["precision"] == on_disk["precision"] == fast_path.choose(None, None, "cpu").precision
     last = records.read_predictions_frame(run_dir, "last")
     assert sorted(last["split"].unique()) == ["test", "val"] and len(last) == 140
 
@@ -135,6 +140,8 @@ def test_evaluate_scores_a_checkpoint_with_the_same_contract(baseline_run, compo
     assert result["best"]["val"]["accuracy"] == metrics["best"]["val"]["accuracy"]
     assert result["best"]["epoch"] == metrics["best"]["epoch"]  # best.ckpt's own epoch
     assert result["best"]["test"]["accuracy"] == metrics["best"]["test"]["accuracy"]
+    # scored in the precision the run recorded (bf16 on a CPU with native bf16), which is what reproduces it
+    assert result["precision"] == metrics["precision"] and "metrics.json records" in result["precision_choice"]
     assert result["absent_classes"] == {"val": [], "test": []}
     assert len(records.read_predictions(tmp_path)) == 140
 

@@ -28,7 +28,7 @@ from fer_ablation import experiments, stats
 from fer_ablation.report.runs import Run
 from fer_ablation.report.statistics import format_seed_differences, group_cells, seed_comparison
 
-VERDICTS = ("supported", "contradicted", "inconclusive")
+VERDICTS = ("supported", "contradicted", "inconclusive", "not run")
 RULE_TEXT = {
     "improves": "supported if Holm p < 0.05 and Δ > 0 over ≥ 3 seed pairs; contradicted if Holm p < 0.05 and Δ < 0",
     "beats_all": "every comparison as for `improves`: supported if all are supported, contradicted if any is contradicted",
@@ -50,6 +50,7 @@ class Comparison:
     verdict: str = "inconclusive"
     why: str = ""
     seeds_needed: int | None = None
+    not_run: tuple[str, ...] = ()  # configurations of the comparison with no run at all in the data group
 
 
 def _paper_side(ablation: experiments.Ablation, c: Comparison) -> None:
@@ -76,6 +77,10 @@ def _paper_side(ablation: experiments.Ablation, c: Comparison) -> None:
 
 def _judge(c: Comparison) -> None:
     test = c.test
+    if c.not_run:
+        c.verdict = "not run"
+        c.why = f"no runs of {', '.join(c.not_run)} in this data group"
+        return
     if test is None:
         c.why = "no seed with completed runs of both"
         return
@@ -106,7 +111,9 @@ def _verdict(comparisons: list[Comparison]) -> str:
     verdicts = {c.verdict for c in comparisons}
     if verdicts == {"supported"}:
         return "supported"
-    return "contradicted" if "contradicted" in verdicts else "inconclusive"
+    if "contradicted" in verdicts:
+        return "contradicted"
+    return "not run" if "not run" in verdicts else "inconclusive"
 
 
 def _deciding(comparisons: list[Comparison], verdict: str) -> Comparison:
@@ -115,6 +122,8 @@ def _deciding(comparisons: list[Comparison], verdict: str) -> Comparison:
     supported one."""
     if verdict == "contradicted":
         return min((c for c in comparisons if c.verdict == "contradicted"), key=lambda c: c.p_holm)
+    if verdict == "not run":
+        return next(c for c in comparisons if c.verdict == "not run")
     candidates = [c for c in comparisons if c.verdict != "supported"] or comparisons
 
     def weakness(c):
@@ -142,6 +151,13 @@ def _p(p: float) -> str:
     return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
+def baseline_verdict(row) -> str:
+    """A table row's comparison with the baseline in the claims' words (its Holm p is over the group's rows)."""
+    if row["paired_seeds"] < stats.MIN_SEED_PAIRS or pd.isna(row["significant"]) or not row["significant"]:
+        return "inconclusive"
+    return "supported" if row["delta_accuracy_pp"] > 0 else "contradicted"
+
+
 def claim_frames(runs: list[Run], ablation: experiments.Ablation, select: str = "best") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per claim and data group, one row per comparison and data group)."""
     claim_rows, comparison_rows = [], []
@@ -153,7 +169,8 @@ def claim_frames(runs: list[Run], ablation: experiments.Ablation, select: str = 
                 ident = (claim.model, over, claim.effect_over)
                 if ident not in comparisons:
                     seeds, test = seed_comparison(cells[claim.model].completed, cells[over].completed, "accuracy", select)
-                    comparisons[ident] = Comparison(claim.model, over, claim.effect_over, seeds, test)
+                    not_run = tuple(c for c in (claim.model, over) if cells[c].n_runs == 0)
+                    comparisons[ident] = Comparison(claim.model, over, claim.effect_over, seeds, test, not_run=not_run)
                     _paper_side(ablation, comparisons[ident])
         tested = [c for c in comparisons.values() if c.test is not None and not math.isnan(c.test.p_value)]
         for c, adjusted in zip(tested, stats.holm([c.test.p_value for c in tested])):

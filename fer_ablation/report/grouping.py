@@ -164,6 +164,7 @@ class Cell:
 
     completed: dict = field(default_factory=dict)  # seed -> Run
     notes: list = field(default_factory=list)  # why a seed is missing, failed, running or replaced
+    n_runs: int = 0  # run folders of this configuration in the group, whatever their status
 
     @property
     def runs(self) -> list[Run]:
@@ -173,7 +174,7 @@ class Cell:
 
 def make_cell(runs: list[Run], seeds_seen: set) -> Cell:
     """A cell from one configuration's runs in a data group; `seeds_seen` are the group's seeds."""
-    cell = Cell()
+    cell = Cell(n_runs=len(runs))
     by_seed: dict = {}
     for run in runs:
         by_seed.setdefault(run.seed, []).append(run)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer_ablation import experiments, stats
-from fer_ablation.report.claims import RULE_TEXT
+from fer_ablation.report.claims import RULE_TEXT, baseline_verdict
 from fer_ablation.report.grouping import data_groups, group_notes, group_title, in_group, runs_in_group
 from fer_ablation.report.runs import Run
 from fer_ablation.report.statistics import format_p
@@ -142,6 +142,42 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def headline_frame(frames: dict, ablation: experiments.Ablation, key: tuple) -> pd.DataFrame:
+    """The narrow table of one data group: every configuration once (tables' order), its seeds, accuracy,
+    the paper's, Δ against the baseline with its CI, and the verdict on that comparison."""
+    out, seen = [], set()
+    for table in ablation.tables:
+        for _, r in in_group(frames[table.name], key).iterrows():
+            if r["configuration"] in seen:
+                continue
+            seen.add(r["configuration"])
+            if r["is_baseline"]:
+                delta, verdict = "baseline", "—"
+            elif not r["paired_seeds"]:
+                delta, verdict = "—", "not run" if str(r["seeds"]).startswith("0/") else "no paired seeds"
+            else:
+                delta = f"{r['delta_accuracy_pp']:+.2f} {_delta_ci(r)}".rstrip(" —")
+                verdict = baseline_verdict(r)
+                if verdict != "inconclusive":
+                    verdict = f"{'better' if verdict == 'supported' else 'worse'} (Holm p {format_p(r['p_holm'])})"
+            out.append({"Model": r["label"], "Seeds": r["seeds"], "Acc % (mean ± sd)": _pm(r["accuracy_pct"], r["accuracy_std_pct"]),
+                        "Paper": _num(r["paper_accuracy_pct"], ".2f"), "Δ vs baseline (pp) [95% CI]": delta,
+                        "Verdict": verdict})
+    return pd.DataFrame(out)
+
+
+def headline_markdown(frames: dict, runs: list[Run], ablation: experiments.Ablation, select: str) -> str:
+    """headline.md: the narrow table of each data group, the way a result is read first."""
+    lines = ["# The ablation at a glance", "",
+             f"Each configuration once: {select}-epoch report-split accuracy over its completed seeds; Δ against the "
+             "baseline per seed pair with its 95 % t CI; verdict: better / worse when the Holm-adjusted paired t-test "
+             f"over ≥ {stats.MIN_SEED_PAIRS} seed pairs gives p < 0.05, else inconclusive. Full tables: table1-3.md, "
+             "controls.md; the paper's claims: claims.md.", ""]
+    for key in data_groups(runs):
+        lines += [f"## {group_title(key)}", "", markdown(headline_frame(frames, ablation, key)), ""]
+    return "\n".join(lines)
+
+
 def markdown(df: pd.DataFrame) -> str:
     """A Markdown pipe table of string cells, written as they are (no number parsing)."""
 
@@ -252,6 +288,8 @@ def write_tables(frames: dict, runs: list[Run], ablation: experiments.Ablation, 
         (out_dir / f"{table.name}.tex").write_text("\n\n".join(tex) + "\n")
         df.to_csv(out_dir / f"{table.name}.csv", index=False)
         written += [out_dir / f"{table.name}.{s}" for s in ("md", "csv", "tex")]
+    (out_dir / "headline.md").write_text(headline_markdown(frames, runs, ablation, select))
+    written.append(out_dir / "headline.md")
     (out_dir / "summary.md").write_text(summary(frames, runs, ablation, select, run_count, figures, n_boot))
     written.append(out_dir / "summary.md")
     if "claims" in frames:
@@ -269,7 +307,9 @@ def claims_markdown(claims: pd.DataFrame, comparisons: pd.DataFrame, ablation: e
              "pair; mean and 95 % Student t CI over the pairs; p: two-sided paired t-test over the pairs; Holm p: "
              "Holm-Bonferroni over every comparison of this report in the data group. Rules:", ""]
     lines += [f"- **{rule}**: {text}." for rule, text in RULE_TEXT.items()]
-    lines += ["", "Anything else is **inconclusive**. For an inconclusive claim, *seeds needed* is the smallest "
+    lines += ["", "**not run**: a configuration the claim needs has no run in the data group (and no comparison "
+              "contradicts it); `make demo` runs Tables 1 and 3 and the controls, `make demo-full` every configuration.",
+              "", "Anything else is **inconclusive**. For an inconclusive claim, *seeds needed* is the smallest "
               "number of seed pairs n (at least 3) at which the two-sided paired t-test at alpha 0.05 has 80 % power "
               "against the paper's effect δ given the SD s of the paired differences measured here: power(n) = "
               "P[|T| > t_{n-1, 0.975}], T ~ noncentral t(n - 1, (δ / s) √n) (scipy.stats.nct); alpha is not "

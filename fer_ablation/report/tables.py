@@ -60,7 +60,7 @@ def collect(run_dirs=None, out_dir="results/tables", ablation: str = "paper", se
         frames["claims"], frames["comparisons"] = claim_frames(runs, spec, select)
     figures = None
     if figures_dir is not None:
-        drawn = figures_module.make_figures(runs, figures_dir, spec)
+        drawn = figures_module.make_figures(runs, figures_dir, spec, frames)
         for note in drawn.skipped:
             print(f"figures: skipped {note}", file=sys.stderr)
         figures = drawn.paths
