@@ -87,7 +87,8 @@ def smoke_plan() -> Plan:
     probe = ("debug=smoke", "data.n_images=70", "data.n_val=35", "data.n_test=35")
     return Plan(
         bench_configs=("baseline",), sizes=(48,), batch_size=8, precision="32-true", compiles=(False,),
-        steps=2, warmup=1, bench_overrides=probe,
+        # 4 steps (all 35 training images' batches): OneCycleLR (the default scheduler) fails on 4 steps in all
+        steps=4, warmup=1, bench_overrides=probe,
         sweep_configs=TABLE1, seeds=1, sweep_overrides=(*probe, "trainer=cpu", "threads=1"),
         budget_s=240.0, threads=1,
         notes=("smoke mode: CPU, tiny probe set, one bench row, no compiled rows, one seed; timings are not "
