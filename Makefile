@@ -58,10 +58,21 @@ tables: install
 bench: install
 	$(PY) -m fer_ablation.bench $(ARGS)
 
-# The whole GPU check in one command: ResNet50 training speed at 48 and 224 px for the baseline and the
-# full model (bf16-mixed, channels_last, with and without torch.compile, suite against the raw loop),
-# then a short experiment=paper sweep on FER2013 at 48 px with its wall time; both written as JSON.
-gpu-check: install
-	$(PY) -m fer_ablation.bench --device cuda --configs baseline full --sizes 48 224 --batch-sizes 256 \
-		--precisions bf16-mixed --channels-last true --compile both --steps 30 \
-		--paper-sweep data=fer2013 trainer=gpu data.image_size=48 trainer.max_epochs=2 seed=0 $(ARGS)
+# The whole GPU check in one command (fer_ablation/gpu_check.py): versions and device, the bench at 48 and 224 px
+# (baseline and full, bf16-mixed + channels_last, compiled and not, suite against the raw loop), then a
+# from-scratch FER2013 48 px sweep of Table 1's rows, seed after seed while its 8-minute budget lasts; JSON after
+# every step in results/gpu/<card>/. On the GPU machine (no network) it installs nothing and runs python3 from
+# the checkout (PYTHONPATH; hydra's wheels from ../shared/device/prepare). DEVICE=cpu SMOKE=1: the same steps
+# on a CPU in minutes, installing first like every other target.
+DEVICE ?= cuda
+SMOKE ?=
+ifeq ($(DEVICE),cpu)
+GPU_CHECK_PY := $(PY)
+GPU_CHECK_DEPS := install
+else
+GPU_CHECK_PY := $(or $(PYTHON),python3)
+GPU_CHECK_DEPS :=
+endif
+gpu-check: $(GPU_CHECK_DEPS)
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(GPU_CHECK_PY) -m fer_ablation.gpu_check --device $(DEVICE) \
+		$(if $(SMOKE),--smoke) $(ARGS)

@@ -235,6 +235,7 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
         if setting.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if setting.compile:
+            torch._dynamo.reset()  # a fresh recompile budget for every setting of one process
             model.compile()
         optimizer = hydra.utils.instantiate(cfg.optimizer)(params=model.parameters())
         scaler = torch.amp.GradScaler(device.type, enabled=setting.precision == "16-mixed")
@@ -429,9 +430,14 @@ def bench_one(setting: Setting, *, steps: int, warmup: int, eval_batches: int, a
                                   extra=overrides))
     data = load_tensors(cfg)
     available = len(data.train_targets) // setting.batch_size
-    if steps > available:
-        raise ValueError(f"--steps {steps} x batch {setting.batch_size} exceeds the {len(data.train_targets)} "
-                         f"training images (at most {available} steps)")
+    if available < 1:
+        raise ValueError(f"batch {setting.batch_size} exceeds the {len(data.train_targets)} training images")
+    requested = steps
+    if steps > available:  # the suite's epoch has no more batches: time both paths on the same number
+        print(f"bench: {steps} steps x batch {setting.batch_size} exceed the {len(data.train_targets)} training "
+              f"images; timing {available} steps", flush=True)
+        steps = available
+        cfg.trainer.limit_train_batches = steps
     eval_images = min(eval_batches * int(cfg.data.eval_batch_size), len(data.val_images))
     raw = measure_raw(cfg, setting, data, steps=steps, warmup=warmup, eval_images=eval_images)
     del data
@@ -453,6 +459,7 @@ def bench_one(setting: Setting, *, steps: int, warmup: int, eval_batches: int, a
         **raw,
         **suite,
         "steps": steps,
+        "steps_requested": requested,
         "warmup_steps": warmup,
         "eval_images": eval_images,
         "data": str(cfg.data.name),
@@ -526,9 +533,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch intra-op threads for both paths (default: torch's, one per core)")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement (a subprocess)")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default: results/bench/<host>-<date>.json)")
-    p.add_argument("--paper-sweep", nargs="*", default=None, metavar="OVERRIDE",
-                   help="then time `python -m fer_ablation.run -m experiment=paper OVERRIDE...` and write its wall "
-                        "time to <out>-paper-sweep.json (the GPU check: make gpu-check)")
     return p.parse_args(argv)
 
 
@@ -576,29 +580,7 @@ def main(argv=None) -> list[dict]:
     print(f"load average (1 min) before/after each setting: {[r['load_average_1m'] for r in rows]}")
     out = write_records(rows, args.out or default_out())
     print(f"wrote {out}")
-    if args.paper_sweep is not None:
-        sweep = time_paper_sweep(args.paper_sweep, {**env, "date": date.today().isoformat()})
-        sweep_out = out.with_name(out.stem + "-paper-sweep.json")
-        records.write_atomic(sweep_out, json.dumps(sweep, indent=2) + "\n")
-        print(f"paper sweep: {sweep['completed']}/{sweep['runs']} runs completed in {sweep['wall_s']:.0f} s; "
-              f"wrote {sweep_out}")
     return rows
-
-
-def time_paper_sweep(overrides: list[str], env: dict) -> dict:
-    """Wall time of `python -m fer_ablation.run -m experiment=paper <overrides>` (the GPU check's sweep)."""
-    with tempfile.TemporaryDirectory(prefix="fer-bench-sweep-") as tmp:
-        command = [sys.executable, "-m", "fer_ablation.run", "-m", "experiment=paper", "logger=csv",
-                   "trainer.enable_progress_bar=false", *overrides, f"hydra.sweep.dir={tmp}"]
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=PROJECT_ROOT, text=True, capture_output=True)
-        wall_s = time.perf_counter() - started
-        statuses = [json.loads(p.read_text()).get("status") for p in Path(tmp).rglob(records.METRICS)]
-    if done.returncode != 0:
-        print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
-    return {"command": "python -m fer_ablation.run -m experiment=paper " + shlex.join(overrides),
-            "returncode": done.returncode, "wall_s": round(wall_s, 1), "runs": len(statuses),
-            "completed": statuses.count("completed"), **env}
 
 
 if __name__ == "__main__":

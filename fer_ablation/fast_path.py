@@ -2,7 +2,10 @@
 
 `trainer.precision: null` and `speed.channels_last: null` mean "the fastest the device supports":
 
-- CUDA with bf16 support: bf16-mixed (what `trainer=gpu` sets explicitly).
+- CUDA (`cuda_precision`): bf16-mixed on cards of compute capability 8.0 or higher (Ampere on), which have
+  bf16 tensor cores; 16-mixed (fp16 autocast, Lightning's gradient scaler) on 7.x cards (V100, T4), which
+  have fp16 tensor cores but emulate bf16 although `torch.cuda.is_bf16_supported()` is true there; 32-true
+  on older cards.
 - A CPU on which torch will really run bf16 natively: bf16-mixed. Torch is asked, not /proc/cpuinfo:
   oneDNN must report bf16 kernels (`ONEDNN_MAX_CPU_ISA` caps them) and ATen's own kernels must be
   AVX-512 or better (`torch.backends.cpu.get_cpu_capability()`; `ATEN_CPU_CAPABILITY` caps them). On
@@ -28,6 +31,8 @@ import torch
 log = logging.getLogger(__name__)
 # ATen CPU capabilities (torch.backends.cpu.get_cpu_capability()) whose vector kernels handle bf16 natively
 NATIVE_BF16_CAPABILITIES = ("AVX512", "SVE")
+NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores
+FP16_TENSOR_CORE_CAPABILITY = (7, 0)  # Volta
 
 
 @dataclass(frozen=True)
@@ -65,16 +70,29 @@ def uses_cuda(accelerator: str | None) -> bool:
     return str(accelerator or "auto") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
+def cuda_precision(device=None) -> tuple[str, str]:
+    """The fastest precision on CUDA `device` (default: the current one) and why, from its compute capability."""
+    name = torch.cuda.get_device_name(device)
+    capability = tuple(torch.cuda.get_device_capability(device))
+    card = f"CUDA device {name} (compute capability {capability[0]}.{capability[1]})"
+    if capability >= NATIVE_BF16_CAPABILITY:
+        return "bf16-mixed", f"{card} has native bf16"
+    if capability >= FP16_TENSOR_CORE_CAPABILITY:
+        return "16-mixed", f"{card} has no native bf16 (below 8.0): fp16 autocast with a gradient scaler"
+    return "32-true", f"{card} has neither native bf16 nor fp16 tensor cores (below 7.0): fp32"
+
+
 def choose(precision: str | None, channels_last: bool | None, accelerator: str | None,
            kernels: CpuKernels | None = None) -> FastPath:
     """Resolve null precision / channels_last for the device the run will train on."""
     if uses_cuda(accelerator):
-        native = torch.cuda.is_bf16_supported()
-        device = f"CUDA device {torch.cuda.get_device_name()}"
-    else:
-        kernels = kernels or cpu_kernels()
-        native = kernels.native_bf16
-        device = f"this CPU ({kernels.describe()})"
+        fastest, reason = cuda_precision()
+        return FastPath(str(precision) if precision is not None else fastest,
+                        bool(channels_last) if channels_last is not None else True,
+                        "set in the config" if precision is not None else reason)
+    kernels = kernels or cpu_kernels()
+    native = kernels.native_bf16
+    device = f"this CPU ({kernels.describe()})"
     fastest = "bf16-mixed" if native else "32-true"
     chosen = str(precision) if precision is not None else fastest
     memory = bool(channels_last) if channels_last is not None else True

@@ -116,6 +116,7 @@ class FERModule(L.LightningModule):
         self.loaded_epoch: int | None = None  # the 0-based epoch of the last checkpoint loaded
         self._eval_outputs: dict[str, list] = {}
         self._train_sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+        self._nonfinite = torch.tensor([-1.0, 0.0], dtype=torch.float64)  # first non-finite loss: batch, value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -128,6 +129,7 @@ class FERModule(L.LightningModule):
     # training -------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         self._train_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._nonfinite = torch.tensor([-1.0, 0.0], dtype=torch.float64, device=self.device)  # batch, loss
 
     def training_step(self, batch, batch_idx):
         x, y, _ = batch
@@ -135,17 +137,25 @@ class FERModule(L.LightningModule):
         loss = F.cross_entropy(
             logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing
         )
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}: "
-                "stopping this run (lower the learning rate or check the data)"
-            )
         with torch.no_grad():
+            # recorded on the device, checked once per epoch: reading it here would wait for the GPU every step
+            first = ~torch.isfinite(loss) & (self._nonfinite[0] < 0)
+            found = torch.stack([torch.full_like(self._nonfinite[0], batch_idx), loss.detach().double()])
+            self._nonfinite = torch.where(first, found, self._nonfinite)
             self._train_sums += torch.stack(
                 [loss.detach().double() * y.numel(), (logits.argmax(1) == y).sum().double(),
-                 torch.tensor(float(y.numel()), device=y.device, dtype=torch.float64)]
+                 torch.full((), y.numel(), device=y.device, dtype=torch.float64)]
             )
         return loss
+
+    def _check_training_loss(self) -> None:
+        """Fail on the epoch's first non-finite training loss, before the epoch's weights are evaluated or saved."""
+        batch, loss = self._nonfinite.tolist()
+        if batch >= 0:
+            raise NonFiniteLossError(
+                f"training loss is {loss} at epoch {self.current_epoch}, batch {int(batch)}: "
+                "stopping this run (lower the learning rate or check the data)"
+            )
 
     def train_epoch_summary(self) -> dict:
         """Mean loss and accuracy over every training sample of the epoch, all ranks."""
@@ -154,6 +164,7 @@ class FERModule(L.LightningModule):
         return {"loss": sums[0].item() / seen, "accuracy": sums[1].item() / seen}
 
     def on_train_epoch_end(self) -> None:
+        self._check_training_loss()
         for key, value in self.train_epoch_summary().items():
             self.log(f"train/{key}", value, rank_zero_only=True)
 
@@ -226,6 +237,10 @@ class FERModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
+
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.state.fn == "fit":  # Lightning validates before on_train_epoch_end
+            self._check_training_loss()
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")

@@ -32,6 +32,29 @@ def run_name(overrides: str) -> str:
     return f"{name[:MAX_NAME - 11]}-{digest}"
 
 
+def gpus_per_node(accelerator: str, devices, scheduler: str) -> int:
+    """GPUs a submitit job is given for the trainer it runs (the launchers' gpus_per_node).
+
+    submitit's local executor sets CUDA_VISIBLE_DEVICES to the GPUs it was given, "" for none, so a job
+    launched without them cannot see a GPU. accelerator cpu: none; gpu/cuda: trainer.devices; auto: trainer.devices
+    on SLURM (the job lands where the partition has GPUs) and, locally, the GPUs this machine has, at most
+    trainer.devices (none on a machine without: the run then trains on the CPU and logs it).
+    """
+    accelerator = str(accelerator)
+    if accelerator == "cpu":
+        return 0
+    count = len(devices) if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices) else devices
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"trainer.devices={devices!r}: the submitit launchers need the GPUs per node as a "
+                         "number (e.g. trainer.devices=2) or a list of device indices")
+    if accelerator == "auto" and scheduler == "local":
+        import torch
+
+        return min(count, torch.cuda.device_count())
+    return count
+
+
 def register() -> None:
     # A run's folder is named from its overrides; a run with none lands in `default`.
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)

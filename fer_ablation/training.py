@@ -172,6 +172,7 @@ MIN_IMAGE_SIZE = 32
 def check_settings(cfg: DictConfig) -> None:
     """Fail on numeric settings no run can use, before any data is read."""
     checks = [
+        ("checkpoint_every_n_epochs", cfg.get("checkpoint_every_n_epochs", 1), 1, "at least 1"),
         ("trainer.max_epochs", cfg.trainer.max_epochs, 1, "at least 1 (-1, Lightning's 'forever', never ends a run)"),
         ("data.batch_size", cfg.data.batch_size, 1, "at least 1"),
         ("data.eval_batch_size", cfg.data.get("eval_batch_size", 1), 1, "at least 1"),
@@ -196,16 +197,17 @@ def preprocessing(cfg: DictConfig, spec: dict) -> dict:
     }
 
 
-def _checkpoint_callbacks(checkpoint_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+def _checkpoint_callbacks(checkpoint_dir: Path, every_n_epochs: int = 1) -> tuple[ModelCheckpoint, ModelCheckpoint]:
     """best.ckpt: the best validation accuracy, weights and hyper-parameters only (what evaluation needs);
-    last.ckpt: the full state (optimizer, scheduler, loops) after every epoch, for resuming."""
+    last.ckpt: the full state (optimizer, scheduler, loops) every `every_n_epochs` epochs, for resuming."""
     best = ModelCheckpoint(
         dirpath=checkpoint_dir, filename="best", monitor="val/accuracy", mode="max",
         save_top_k=1, save_weights_only=True, enable_version_counter=False,
     )
-    # No monitor: saved at every epoch end, overwriting the one file; listed after `best` so that a
+    # No monitor: saved every `every_n_epochs` epoch ends, overwriting the one file; listed after `best` so that a
     # last.ckpt of epoch k always has its best.ckpt of epoch <= k on disk.
-    last = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_top_k=1, enable_version_counter=False,
+                           every_n_epochs=every_n_epochs)
     return best, last
 
 
@@ -334,6 +336,30 @@ def _train(cfg: DictConfig, run_dir: Path, owner: bool) -> dict:
     return metrics
 
 
+def compile_model(model: torch.nn.Module, backend: str = "inductor") -> None:
+    """torch.compile `model` in place with a fresh dynamo state. Without the reset, the runs of a one-process
+    sweep share the recompile budget of the same forward code (config.recompile_limit, 8): from the third
+    configuration or so on, dynamo gives up and the model runs eagerly without a word."""
+    torch._dynamo.reset()
+    model.compile(backend=backend)
+
+
+def check_accelerator(accelerator: str | None) -> None:
+    """A run asked for a GPU fails, naming why it finds none, instead of training on the CPU."""
+    if str(accelerator) not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        cause = (f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from this process (a launcher that gave the job "
+                 "no GPU: hydra/launcher=local and slurm give it trainer.devices)")
+    elif torch.version.cuda is None:
+        cause = f"this torch {torch.__version__} is built without CUDA"
+    else:
+        cause = f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no CUDA device or driver"
+    raise RuntimeError(f"trainer.accelerator={accelerator} but no GPU is available: {cause}; "
+                       "trainer=cpu or trainer=auto train on the CPU")
+
+
 def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float) -> dict:
     cpu_started = time.process_time()
     quiet.quiet_third_party()
@@ -341,6 +367,9 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    check_accelerator(trainer_kwargs.get("accelerator"))
+    if trainer_kwargs.get("benchmark") is None and fast_path.uses_cuda(trainer_kwargs.get("accelerator")):
+        trainer_kwargs["benchmark"] = not trainer_kwargs.get("deterministic")  # cudnn autotuning
     fast = fast_path.choose(trainer_kwargs.get("precision"), cfg.speed.get("channels_last"),
                             trainer_kwargs.get("accelerator"))
     trainer_kwargs["precision"] = fast.precision
@@ -384,10 +413,10 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         os.environ.setdefault(
             "TORCHINDUCTOR_CACHE_DIR", str(Path(os.path.expanduser(cfg.data.cache_dir)) / "inductor")
         )
-        module.model.compile()
+        compile_model(module.model)
 
     checkpoint_dir = run_dir / "checkpoints"
-    checkpoint, last_checkpoint = _checkpoint_callbacks(checkpoint_dir)
+    checkpoint, last_checkpoint = _checkpoint_callbacks(checkpoint_dir, int(cfg.get("checkpoint_every_n_epochs", 1)))
     recorder = RunRecorder(run_dir)
     run_name = f"{spec['attention']}-{spec['stem']}-s{cfg.seed}"
     loggers = _loggers(cfg, run_dir, run_name)
@@ -406,6 +435,8 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         num_sanity_val_steps=0,
         enable_model_summary=False,
     )
+    log.info("training on %s (trainer.accelerator=%s)", provenance.device_name(trainer.strategy.root_device),
+             trainer_kwargs.get("accelerator"))
     resume_from = _resume_checkpoint(run_dir)
     if resume_from:
         done = _checkpoint_epoch(resume_from) + 1
@@ -451,6 +482,7 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "cpu_s": round(time.process_time() - cpu_started, 2),   # every thread of this process
         "threads": torch.get_num_threads(),
         "device": provenance.device_name(trainer.strategy.root_device),
+        "accelerator": trainer_kwargs.get("accelerator"),
         "precision": fast.precision,
         "channels_last": fast.channels_last,
         "precision_choice": fast.reason,

@@ -43,7 +43,7 @@ def test_demo_experiment_is_the_paper_sweep_on_the_default_budget(compose_cfg):
     ("data", "imagefolder", "data.val_fraction", 0.2),
     ("data", "rafdb", "data.name", "rafdb"),
     ("trainer", "cpu", "trainer.accelerator", "cpu"),
-    ("trainer", "gpu", "trainer.precision", "bf16-mixed"),
+    ("trainer", "gpu", "trainer.precision", None),
     ("trainer", "gpu", "speed.channels_last", True),
     ("speed", "gpu", "speed.channels_last", True),
     ("configuration", "sc_ca", "model.attention", "ca"),

@@ -88,15 +88,9 @@ def test_parity_failure_and_bad_arguments(compose_cfg, checkpoint, tmp_path, mon
     assert not (tmp_path / "best.onnx").exists()
 
 
-ACMIX_NO_EXPORT = pytest.mark.xfail(
-    raises=export.ParityError, strict=True,
-    reason="ACmix's reflection-padded window attention exports to a graph onnxruntime scores as non-finite")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", STEMS)
-@pytest.mark.parametrize("attention", [pytest.param(a, marks=ACMIX_NO_EXPORT) if a == "acmix" else a
-                                       for a in ("none", *attention_names())])
+@pytest.mark.parametrize("attention", ["none", *attention_names()])
 def test_every_module_exports(attention, stem, tmp_path, one_thread):
     """Every attention module and stem: 3.7 min in all on one CPU thread, 2.5 of them ACmix's."""
     torch.manual_seed(0)

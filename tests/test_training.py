@@ -35,6 +35,7 @@ def test_run_leaves_a_complete_record(baseline_run):
     assert on_disk == json.loads(json.dumps(metrics))
     assert on_disk["status"] == "completed" and on_disk["error"] is None
     assert (on_disk["attention"], on_disk["stem"], on_disk["seed"], on_disk["data"]) == ("none", "stride2", 0, "synthetic")
+    assert on_disk["accelerator"] == "cpu" and on_disk["device"].startswith("cpu")
     assert on_disk["params"] == 23_522_375 and on_disk["macs"] > 0 and on_disk["train_images_per_s"] > 0
     for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss"):
         assert on_disk["best"]["val"][key] is not None

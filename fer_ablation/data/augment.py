@@ -22,6 +22,8 @@ default; for a 1-channel model the mean of the 3 means and of the 3 stds).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -75,7 +77,10 @@ class BatchAugment:
         if self.is_identity or len(images) == 0:
             return images
         flip, shift, angle = self.sample(len(images))
-        theta = affine_matrices(flip, shift, angle, images.shape[-1]).to(images.device, images.dtype)
+        theta = affine_matrices(flip, shift, angle, images.shape[-1])
+        if images.is_cuda:  # from pinned memory the copy is queued without waiting for the GPU
+            theta = theta.pin_memory()
+        theta = theta.to(images.device, images.dtype, non_blocking=True)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=False)
 
@@ -90,7 +95,7 @@ def to_model_input(images: torch.Tensor, in_chans: int = 3, mean=IMAGENET_MEAN, 
     if in_chans == 3 and channels == 1:
         x = x.expand(-1, 3, -1, -1)
     elif in_chans == 1 and channels == 3:
-        x = torch.einsum("bchw,c->bhw", x, x.new_tensor(LUMA)).unsqueeze(1)
+        x = torch.einsum("bchw,c->bhw", x, _constant(LUMA, x.device, x.dtype)).unsqueeze(1)
     elif in_chans != channels:
         raise ValueError(f"cannot feed {channels}-channel images to a model with in_chans={in_chans}")
     mean, std = list(mean), list(std)
@@ -98,6 +103,13 @@ def to_model_input(images: torch.Tensor, in_chans: int = 3, mean=IMAGENET_MEAN, 
         mean, std = [sum(mean) / 3], [sum(std) / 3]
     if len(mean) != in_chans or len(std) != in_chans:
         raise ValueError(f"normalize mean/std need {in_chans} values, got {mean} / {std}")
-    mean_t = x.new_tensor(mean).view(1, -1, 1, 1)
-    std_t = x.new_tensor(std).view(1, -1, 1, 1)
+    mean_t = _constant(tuple(mean), x.device, x.dtype).view(1, -1, 1, 1)
+    std_t = _constant(tuple(std), x.device, x.dtype).view(1, -1, 1, 1)
     return (x - mean_t) / std_t
+
+
+@functools.lru_cache(maxsize=32)
+def _constant(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """`values` as a tensor on `device`, copied there once rather than with every batch (a host-to-device copy
+    per step)."""
+    return torch.tensor(values, dtype=dtype).to(device)

@@ -28,10 +28,15 @@ fc, dep_conv, rate1, rate2), so their state dict loads directly, with one key ma
 ``conv_p.bias`` is dropped on loading. A bias of W_p adds the same vector to p_i and p_j and
 cancels in p_i - p_j, so it never changes the output and never trains; conv_p has none here.
 
-Implementation notes (same function as the released code, different memory):
-- The window is never unfolded (the released code copies every key and value k_att^2 times).
-  We loop over the k_att^2 offsets on the padded maps, stack only the logits (k_att^2 numbers
-  per position and head), take one softmax, and accumulate the weighted values.
+Implementation notes (same function as the released code):
+- The windows are unfolded (``F.unfold`` of the padded k - p and v, k_att^2 copies of each, as the
+  released code does), so the logits and the weighted sum are one batched product each: a few
+  kernels per block instead of a loop over the k_att^2 offsets (49 slices, products and sums, and
+  as many zero-filling slice backwards), which left a GPU waiting on kernel launches. The unfolded
+  tensors are not kept for the backward pass (activation checkpointing of this step: it is
+  recomputed from the padded maps), so autograd holds a few map-sized tensors per block, not the
+  k_att^2 = 49 copies of k and v the released code keeps; one block's unfolded windows exist only
+  while that block runs.
 - q_i . (k_j + p_i - p_j) = q_i . (k_j - p_j) + q_i . p_i: we pad k - p once instead of k and p.
 - Odd map sizes with stride 2 work (ceil(H / 2) outputs, as the stride-2 shift conv gives);
   the released code's reshapes need sizes that are multiples of the stride.
@@ -40,6 +45,7 @@ Implementation notes (same function as the released code, different memory):
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def _reflect_pad(t: torch.Tensor, r: int) -> torch.Tensor:
@@ -47,6 +53,27 @@ def _reflect_pad(t: torch.Tensor, r: int) -> torch.Tensor:
     (reflection_pad2d's is not, and raises under torch.use_deterministic_algorithms on some versions)."""
     t = torch.cat([t[..., 1 : r + 1, :].flip(-2), t, t[..., -r - 1 : -1, :].flip(-2)], dim=-2)
     return torch.cat([t[..., 1 : r + 1].flip(-1), t, t[..., -r - 1 : -1].flip(-1)], dim=-1)
+
+
+def _linspace(n: int, like: torch.Tensor) -> torch.Tensor:
+    """torch.linspace(-1, 1, n), written so that ONNX gets [-1] for n = 1 (its export of linspace divides by
+    n - 1 = 0 there, and a 1 x 1 map, layer4 of a 32 px input, came out NaN)."""
+    return torch.arange(n, device=like.device, dtype=like.dtype) * (2.0 / max(n - 1, 1)) - 1.0
+
+
+def _window_attention(q, q_dot_p, k, v, valid, k_att: int, stride: int) -> torch.Tensor:
+    """softmax_j(q_i . k_j + q_i . p_i) weighted sum of v_j over the k_att x k_att window of every output position.
+
+    q: (BN, d, L) queries at the stride, L = Ho * Wo; q_dot_p: (BN, 1, L); k, v: (BN, d, H + 2r, W + 2r) padded
+    (k holds k - p); valid: None or (1, k_att^2, L), False where a window position lies outside the map.
+    """
+    BN, d, L = q.shape
+    # window j of output position l: offsets (dy, dx) row-major from (-r, -r), as the released code unfolds
+    k, v = (F.unfold(t, k_att, stride=stride).view(BN, d, k_att * k_att, L) for t in (k, v))
+    logits = q_dot_p + torch.einsum("bcl,bcjl->bjl", q, k)
+    if valid is not None:
+        logits = logits.masked_fill(~valid, float("-inf"))
+    return torch.einsum("bjl,bcjl->bcl", logits.softmax(dim=1), v)
 
 
 class ACmix(nn.Module):
@@ -101,11 +128,7 @@ class ACmix(nn.Module):
         B, C, H, W = q.shape
         s, r, N, d = self.stride, self.k_att // 2, self.N, self.d
         grid = torch.stack(
-            torch.meshgrid(
-                torch.linspace(-1.0, 1.0, H, device=q.device, dtype=q.dtype),
-                torch.linspace(-1.0, 1.0, W, device=q.device, dtype=q.dtype),
-                indexing="ij",
-            )[::-1]
+            torch.meshgrid(_linspace(H, q), _linspace(W, q), indexing="ij")[::-1]
         )  # channel 0 = x (along W), channel 1 = y (along H)
         p = F.conv2d(grid[None], self.conv_p.weight)  # 1, d, H, W
         q = (q.reshape(B * N, d, H, W) * d**-0.5)[:, :, ::s, ::s]
@@ -113,22 +136,16 @@ class ACmix(nn.Module):
         q_dot_p = (q * p[:, :, ::s, ::s]).sum(1, keepdim=True)
         k = k.reshape(B * N, d, H, W) - p
         v = v.reshape(B * N, d, H, W)
-        reflect = self.reflects(H, W)
-        if reflect:
-            k, v = _reflect_pad(k, r), _reflect_pad(v, r)
+        if self.reflects(H, W):
+            k, v, valid = _reflect_pad(k, r), _reflect_pad(v, r), None
         else:
             k, v = (F.pad(t, (r, r, r, r)) for t in (k, v))
-            inside = F.pad(q.new_ones(1, H, W, dtype=torch.bool), (r, r, r, r))
-
-        def window(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-            y0, x0 = r + dy, r + dx
-            return t[..., y0 : y0 + s * (Ho - 1) + 1 : s, x0 : x0 + s * (Wo - 1) + 1 : s]
-
-        offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
-        logits = q_dot_p + torch.stack([(q * window(k, dy, dx)).sum(1) for dy, dx in offsets], dim=1)
-        if not reflect:
-            valid = torch.stack([window(inside, dy, dx)[0] for dy, dx in offsets])  # k_att^2, Ho, Wo
-            logits = logits.masked_fill(~valid, float("-inf"))
-        attn = logits.softmax(dim=1)
-        out = sum(attn[:, j : j + 1] * window(v, dy, dx) for j, (dy, dx) in enumerate(offsets))
+            inside = F.pad(q.new_ones(1, 1, H, W), (r, r, r, r))
+            valid = F.unfold(inside, self.k_att, stride=s) > 0  # 1, k_att^2, Ho * Wo
+        q = q.reshape(B * N, d, Ho * Wo)
+        q_dot_p = q_dot_p.view(B * N, 1, Ho * Wo)
+        if torch.is_grad_enabled():
+            out = checkpoint(_window_attention, q, q_dot_p, k, v, valid, self.k_att, s, use_reentrant=False)
+        else:
+            out = _window_attention(q, q_dot_p, k, v, valid, self.k_att, s)
         return out.reshape(B, C, Ho, Wo)
