@@ -36,7 +36,7 @@ clean:
 
 # Parallel CPU sweeps: one job per core, one thread each (two one-thread jobs beat one two-thread job).
 JOBS ?= $(shell nproc)
-CPU_SWEEP := hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS) threads=1
+CPU_SWEEP := hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS) threads=1 trainer.enable_progress_bar=false
 
 # The embedded CPU ablation: Tables 1 and 3 and the gate control on the probe set, 3 seeds, then the tables.
 demo: install

@@ -114,6 +114,7 @@ class FERModule(L.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.evaluations: dict[str, Evaluation] = {}
         self.loaded_epoch: int | None = None  # the 0-based epoch of the last checkpoint loaded
+        self.fit_val_epoch: int | None = None  # the 0-based epoch whose in-loop validation `evaluations["val"]` holds
         self._eval_outputs: dict[str, list] = {}
         self._train_sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
         self._nonfinite = torch.tensor([-1.0, 0.0], dtype=torch.float64)  # first non-finite loss: batch, value
@@ -210,6 +211,7 @@ class FERModule(L.LightningModule):
         mean_loss = loss.mean().item()
         metrics = score(probs, y.cpu(), self.classes, mean_loss)
         self.evaluations[split] = Evaluation(split, idx.cpu(), y.cpu(), probs, mean_loss, metrics)
+        self.fit_val_epoch = self.current_epoch if self.trainer.state.fn == "fit" else None
         if self.trainer.state.fn == "fit":
             for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss"):
                 self.log(f"{split}/{key}", metrics[key], rank_zero_only=True)

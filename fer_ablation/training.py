@@ -448,7 +448,9 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
                            "of an epoch (trainer.max_steps or trainer.limit_train_batches end it earlier)")
 
     splits = dm.eval_splits
-    last = evaluate_splits(trainer, module, dm, splits)
+    # the last epoch's own validation already scored val with the weights fit ended on
+    ended_validated = module.fit_val_epoch is not None and module.fit_val_epoch == trainer.current_epoch - 1
+    last = evaluate_splits(trainer, module, dm, splits, val=module.evaluations["val"] if ended_validated else None)
     last_epoch = trainer.current_epoch
     best_path = checkpoint.best_model_path
     if _checkpoint_epoch(best_path) + 1 == last_epoch:
@@ -515,13 +517,17 @@ def evidence_record(cfg: DictConfig, dm, classes: list[str], precision: str, pre
     }
 
 
-def evaluate_splits(trainer: L.Trainer, module: FERModule, dm, splits, ckpt_path=None) -> dict[str, Evaluation]:
-    """Score `module` (or the weights at `ckpt_path`) on `splits` of `dm`: val through `validate`, each report
-    split (test, private) through `test`, served by the data module's `test_split`."""
+def evaluate_splits(trainer: L.Trainer, module: FERModule, dm, splits, ckpt_path=None,
+                    val: Evaluation | None = None) -> dict[str, Evaluation]:
+    """Score `module` (or the weights at `ckpt_path`) on `splits` of `dm`: val through `validate` (or `val`, an
+    evaluation of these same weights already made), each report split (test, private) through `test`, served by
+    the data module's `test_split`."""
     evaluations = {}
-    module.evaluations.clear()
-    trainer.validate(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
-    evaluations["val"] = module.evaluations["val"]
+    if val is None:
+        module.evaluations.clear()
+        trainer.validate(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True, verbose=False)
+        val = module.evaluations["val"]
+    evaluations["val"] = val
     # validate() left the checkpoint's weights in `module`: the report splits score them without reloading
     for split in [s for s in splits if s != "val"]:
         dm.test_split = split
