@@ -189,7 +189,9 @@ def test_zero_init_residual_makes_every_block_the_identity_path_at_init():
             torch.testing.assert_close(first(x), first.relu(first.downsample(x)), rtol=0, atol=0)
     _forward_backward(m, size=33, batch=1 + 1)
     assert all(b.bn3.weight.grad.abs().sum() > 0 for _, b in m.blocks())  # the branches can grow back
-    assert not any((b.bn3.weight == 0).all() for _, b in model().blocks())  # off by default
+    plain = build_model("none", zero_init_residual=False)   # configuration=plain_init
+    assert not any((b.bn3.weight == 0).all() for _, b in plain.blocks())
+    assert all((b.bn3.weight == 0).all() for _, b in model().blocks())  # the default rule from scratch
 
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
