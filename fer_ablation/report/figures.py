@@ -158,21 +158,19 @@ def seed_values(text) -> list[float]:
 def forest_rows(frames: dict, ablation: experiments.Ablation, key: tuple) -> list[dict]:
     """The forest plot's rows for one data group: every configuration with runs against the baseline (from
     the tables), then every claim comparison against another arm (from the comparisons)."""
-    from fer_ablation.report.grouping import in_group
+    from fer_ablation.report.grouping import configuration_rows, in_group
 
-    rows, seen = [], set()
+    rows = []
     paper_baseline = ablation.paper_accuracy(ablation.baseline)
-    for table in ablation.tables:
-        for _, r in in_group(frames[table.name], key).iterrows():
-            if r["is_baseline"] or r["configuration"] in seen or not r["paired_seeds"]:
-                continue
-            seen.add(r["configuration"])
-            paper = (r["paper_accuracy_pct"] - paper_baseline[0]
-                     if paper_baseline and not pd.isna(r["paper_accuracy_pct"]) else None)
-            rows.append({"label": f"{r['label']} vs {ablation.label_of(ablation.baseline)}",
-                         "seeds": seed_values(r["delta_accuracy_seeds_pp"]), "mean": r["delta_accuracy_pp"],
-                         "low": r["delta_ci_low_pp"], "high": r["delta_ci_high_pp"], "paper": paper,
-                         "verdict": baseline_verdict(r)})
+    for r in configuration_rows([frames[t.name] for t in ablation.tables], key):
+        if r["is_baseline"] or not r["paired_seeds"]:
+            continue
+        paper = (r["paper_accuracy_pct"] - paper_baseline[0]
+                 if paper_baseline and not pd.isna(r["paper_accuracy_pct"]) else None)
+        rows.append({"label": f"{r['label']} vs {ablation.label_of(ablation.baseline)}",
+                     "seeds": seed_values(r["delta_accuracy_seeds_pp"]), "mean": r["delta_accuracy_pp"],
+                     "low": r["delta_ci_low_pp"], "high": r["delta_ci_high_pp"], "paper": paper,
+                     "verdict": baseline_verdict(r)})
     if "comparisons" in frames:
         for _, c in in_group(frames["comparisons"], key).iterrows():
             if c["over"] == ablation.baseline or not c["seed_pairs"]:

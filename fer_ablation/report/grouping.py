@@ -232,3 +232,16 @@ def make_cell(runs: list[Run], seeds_seen: set) -> Cell:
     elif missing:
         cell.notes.append("missing seed " + ", ".join(str(s) for s in missing))
     return cell
+
+
+def configuration_rows(frames: list[pd.DataFrame], key: tuple) -> list:
+    """Each configuration's row once, in the order the tables list them: one data group's rows of `frames` (the
+    tables' DataFrames), the first occurrence of each configuration (a configuration shown in several tables is
+    one row, with the same statistics)."""
+    seen, rows = set(), []
+    for df in frames:
+        for _, r in in_group(df, key).iterrows():
+            if r["configuration"] not in seen:
+                seen.add(r["configuration"])
+                rows.append(r)
+    return rows

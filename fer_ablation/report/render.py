@@ -13,7 +13,7 @@ import pandas as pd
 from fer_ablation import experiments
 from fer_ablation import statistics as stats
 from fer_ablation.report.claims import RULE_TEXT, baseline_verdict
-from fer_ablation.report.grouping import data_groups, group_notes, group_title, in_group, runs_in_group
+from fer_ablation.report.grouping import configuration_rows, data_groups, group_notes, group_title, in_group, runs_in_group
 from fer_ablation.report.runs import Run
 from fer_ablation.report.statistics import format_p
 
@@ -147,24 +147,20 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
 def headline_frame(frames: dict, ablation: experiments.Ablation, key: tuple) -> pd.DataFrame:
     """The narrow table of one data group: every configuration once (tables' order), its seeds, accuracy,
     the paper's, Δ against the baseline with its CI, and the verdict on that comparison."""
-    out, seen = [], set()
-    for table in ablation.tables:
-        for _, r in in_group(frames[table.name], key).iterrows():
-            if r["configuration"] in seen:
-                continue
-            seen.add(r["configuration"])
-            if r["is_baseline"]:
-                delta, verdict = "baseline", "—"
-            elif not r["paired_seeds"]:
-                delta, verdict = "—", "not run" if str(r["seeds"]).startswith("0/") else "no paired seeds"
-            else:
-                delta = f"{r['delta_accuracy_pp']:+.2f} {_delta_ci(r)}".rstrip(" —")
-                verdict = baseline_verdict(r)
-                if verdict != "inconclusive":
-                    verdict = f"{'better' if verdict == 'supported' else 'worse'} (Holm p {format_p(r['p_holm'])})"
-            out.append({"Model": r["label"], "Seeds": r["seeds"], "Acc % (mean ± sd)": _pm(r["accuracy_pct"], r["accuracy_std_pct"]),
-                        "Paper": _num(r["paper_accuracy_pct"], ".2f"), "Δ vs baseline (pp) [95% CI]": delta,
-                        "Verdict": verdict})
+    out = []
+    for r in configuration_rows([frames[t.name] for t in ablation.tables], key):
+        if r["is_baseline"]:
+            delta, verdict = "baseline", "—"
+        elif not r["paired_seeds"]:
+            delta, verdict = "—", "not run" if str(r["seeds"]).startswith("0/") else "no paired seeds"
+        else:
+            delta = f"{r['delta_accuracy_pp']:+.2f} {_delta_ci(r)}".rstrip(" —")
+            verdict = baseline_verdict(r)
+            if verdict != "inconclusive":
+                verdict = f"{'better' if verdict == 'supported' else 'worse'} (Holm p {format_p(r['p_holm'])})"
+        out.append({"Model": r["label"], "Seeds": r["seeds"], "Acc % (mean ± sd)": _pm(r["accuracy_pct"], r["accuracy_std_pct"]),
+                    "Paper": _num(r["paper_accuracy_pct"], ".2f"), "Δ vs baseline (pp) [95% CI]": delta,
+                    "Verdict": verdict})
     return pd.DataFrame(out)
 
 
@@ -215,17 +211,15 @@ def latex(df: pd.DataFrame, caption: str, note: str = "") -> str:
 
 
 def _paired_markdown(tables: list, key: tuple) -> str:
-    seen, rows = set(), []
-    for df in tables:
-        for _, r in in_group(df, key).iterrows():
-            if r["is_baseline"] or r["configuration"] in seen:
-                continue
-            seen.add(r["configuration"])
-            rows.append({
-                "Model": r["label"], "Seed pairs": r["paired_seeds"], "Samples": r["paired_samples"],
-                "Δ Acc (pp)": _num(r["bootstrap_delta_pp"], "+.2f"), "Bootstrap 95% CI": _delta_ci(r, "bootstrap_"),
-                "Bootstrap p": format_p(r["p_bootstrap"]), "McNemar exact per seed": r["mcnemar"] or "—",
-            })
+    rows = []
+    for r in configuration_rows(tables, key):
+        if r["is_baseline"]:
+            continue
+        rows.append({
+            "Model": r["label"], "Seed pairs": r["paired_seeds"], "Samples": r["paired_samples"],
+            "Δ Acc (pp)": _num(r["bootstrap_delta_pp"], "+.2f"), "Bootstrap 95% CI": _delta_ci(r, "bootstrap_"),
+            "Bootstrap p": format_p(r["p_bootstrap"]), "McNemar exact per seed": r["mcnemar"] or "—",
+        })
     columns = ["Model", "Seed pairs", "Samples", "Δ Acc (pp)", "Bootstrap 95% CI", "Bootstrap p", "McNemar exact per seed"]
     return markdown(pd.DataFrame(rows, columns=columns))
 
