@@ -73,7 +73,7 @@ def reference_speed(threads: int, repeats: int = 3) -> float:
 def sweep_command(candidate: dict, seeds: list[int], sweep_dir: Path, common: list[str]) -> tuple[list[str], int]:
     """The `python -m fer_ablation.run -m` command of one candidate, and its jobs run side by side."""
     jobs = int(candidate.get("jobs", 1))
-    launcher = ([f"hydra/launcher=parallel", f"hydra.launcher.n_jobs={jobs}", "threads=1"] if jobs > 1 else [])
+    launcher = (["hydra/launcher=parallel", f"hydra.launcher.n_jobs={jobs}", "threads=1"] if jobs > 1 else [])
     cmd = [sys.executable, "-m", "fer_ablation.run", "-m", *common, *candidate["overrides"], *launcher,
            f"seed={','.join(map(str, seeds))}", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep_dir}"]
     return cmd, jobs
