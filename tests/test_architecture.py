@@ -50,9 +50,9 @@ def _graph() -> dict[str, set[str]]:
 
 
 def test_the_walker_sees_the_package():
-    assert {"fer_ablation.config", "fer_ablation.training", "fer_ablation.data.datamodule"} <= set(MODULES)
-    assert "fer_ablation.config" in _graph()["fer_ablation.training"] or \
-        "fer_ablation.config" in _graph()["fer_ablation.run"]
+    assert {"fer_ablation.config", "fer_ablation.train.training", "fer_ablation.data.datamodule"} <= set(MODULES)
+    assert "fer_ablation.config" in _graph()["fer_ablation.train.training"] or \
+        "fer_ablation.config" in _graph()["fer_ablation.cli.run"]
 
 
 def test_import_graph_has_no_cycles():
@@ -111,8 +111,8 @@ def _dotted(node: ast.AST) -> str | None:
 
 
 @pytest.mark.parametrize("source,expected", [
-    ("from fer_ablation.training import _fit\n", "from fer_ablation.training import _fit"),
-    ("from fer_ablation import training\ntraining._fit()\n", "training._fit"),
+    ("from fer_ablation.train.training import _fit\n", "from fer_ablation.train.training import _fit"),
+    ("from fer_ablation.train import training\ntraining._fit()\n", "training._fit"),
 ])
 def test_the_reach_in_check_catches_both_forms(tmp_path, monkeypatch, source, expected):
     fake = PACKAGE / "_architecture_probe_does_not_exist.py"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fer_ablation import fast_path, quiet
+from fer_ablation.train import fast_path, quiet
 
 
 def test_native_bf16_needs_onednn_bf16_and_avx512_aten_kernels():
@@ -49,7 +49,7 @@ def test_explicit_settings_win():
 
 
 def test_metrics_record_the_choice(compose_cfg, tmp_path, one_thread):
-    from fer_ablation.training import train
+    from fer_ablation.train.training import train
 
     metrics = train(compose_cfg(), tmp_path / "run")
     expected = fast_path.choose(None, None, "cpu")

@@ -21,14 +21,16 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from fer_ablation import evaluate, export, gradcam, predict, records
+from fer_ablation import records
+from fer_ablation.cli import gradcam as gradcam_cli
 from fer_ablation.config import compose
 from fer_ablation.data import build_datamodule
 from fer_ablation.data.datamodule import resolve_data_config
 from fer_ablation.data.decode import decode_file
 from fer_ablation.data.labels import CLASSES
-from fer_ablation.fingerprint import NOT_FINGERPRINTED, flatten, run_fingerprint
-from fer_ablation.training import train
+from fer_ablation.inference import evaluate, export, gradcam, predict
+from fer_ablation.records.fingerprint import NOT_FINGERPRINTED, flatten, run_fingerprint
+from fer_ablation.train.training import train
 
 FOLDERS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 PER_CLASS = 12
@@ -165,7 +167,7 @@ def test_every_model_and_data_key_is_fingerprinted_or_listed_with_a_reason(tmp_p
         value = _other_value(key, leaves[tuple(context)].get(key))
         assert _fingerprint(*context, f"{key}={json.dumps(value)}") != bases[tuple(context)], (
             f"{key}={value!r} changes the run but not its fingerprint: fingerprint it, or list it in "
-            "fer_ablation.fingerprint.NOT_FINGERPRINTED with the reason")
+            "fer_ablation.records.fingerprint.NOT_FINGERPRINTED with the reason")
     assert _fingerprint("model.in_chans=1") != _fingerprint()  # the review's case: 1 channel never pools with 3
 
 
@@ -399,7 +401,7 @@ def test_a_run_that_stops_before_its_first_validation_says_so(tmp_path, one_thre
 
 # 15 -----------------------------------------------------------------------------------------------------------
 def test_history_keeps_its_format_across_a_resume(tmp_path):
-    from fer_ablation.training import RunRecorder
+    from fer_ablation.train.training import RunRecorder
 
     rows = [{"epoch": e, "train_loss": 1.0 / e, "lr": 0.1} for e in (1, 2, 3)]
     records.write_history(tmp_path, rows)
@@ -435,11 +437,11 @@ def test_gradcam_takes_a_run_folder_or_a_checkpoint_in_one(folder_run, tmp_path,
     _, run_dir = folder_run
     for i, target in enumerate((run_dir, run_dir / "checkpoints" / "best.ckpt")):
         out = tmp_path / f"cam{i}.png"
-        assert gradcam.main([str(target), "--n", "1", "--out", str(out)]) == 0
+        assert gradcam_cli.main([str(target), "--n", "1", "--out", str(out)]) == 0
         assert out.is_file()
     bare = tmp_path / "bare.ckpt"
     shutil.copy(run_dir / "checkpoints" / "best.ckpt", bare)
-    assert gradcam.main([str(bare), "--out", str(tmp_path / "x.png")]) == 2
+    assert gradcam_cli.main([str(bare), "--out", str(tmp_path / "x.png")]) == 2
     assert "needs a run folder" in capsys.readouterr().err
 
 

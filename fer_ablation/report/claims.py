@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fer_ablation import experiments
 from fer_ablation import statistics as stats
+from fer_ablation.config import experiments
 from fer_ablation.report.runs import Run
 from fer_ablation.report.statistics import format_seed_differences, group_cells, seed_comparison, zero_spread_note
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_ablation import experiments
 from fer_ablation import statistics as stats
+from fer_ablation.config import experiments
 from fer_ablation.report.claims import RULE_TEXT, baseline_verdict
 from fer_ablation.report.grouping import configuration_rows, data_groups, group_notes, group_title, in_group, runs_in_group
 from fer_ablation.report.runs import Run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fer_ablation import experiments
+from fer_ablation.config import experiments
 from fer_ablation.report import figures as figures_module
 from fer_ablation.report.claims import claim_frames
 from fer_ablation.report.render import write_tables

@@ -24,7 +24,7 @@ from PIL import Image
 from fer_ablation import records
 from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from fer_ablation.data.decode import pil_to_array
-from fer_ablation.face import DEFAULT_MARGIN
+from fer_ablation.data.face import DEFAULT_MARGIN
 
 BEST = Path("checkpoints") / "best.ckpt"
 
@@ -90,7 +90,7 @@ def load_module(ckpt_path: Path | str, record_classes: Sequence[str] | None = No
     which the checkpoint's must equal. No weights are downloaded: ``pretrained`` is forced off."""
     from fer_ablation.data.errors import DataError
     from fer_ablation.data.label_set import resolve_classes
-    from fer_ablation.lit_module import FERModule
+    from fer_ablation.train.lit_module import FERModule
 
     path = checkpoint_path(ckpt_path)
     try:

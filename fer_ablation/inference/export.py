@@ -26,7 +26,7 @@ to exercise the dynamic axis). The largest absolute difference is printed and bo
 trained model's logits of about 250 differed by 4e-4, relative 1.6e-6). The file is built and checked
 in a temporary folder beside ``out``, which it replaces (atomically) only once the check passed: above the
 bound, or on any failure (non-finite logits, a full disk), the export fails and ``out`` is left as it was.
-``ckpt_path`` is a checkpoint file or a run folder (:func:`fer_ablation.trained.restore`).
+``ckpt_path`` is a checkpoint file or a run folder (:func:`fer_ablation.inference.trained.restore`).
 
 Every attention module (CA, SimAM, BAM, ECA, CoordAtt, ACmix, SE, CBAM) and both stems export at opset 17
 and pass the parity check (randomly initialised, 32 px, CPU; ``pytest -m slow tests/test_export.py``). The
@@ -42,14 +42,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from fer_ablation import records, resolvers, trained
-from fer_ablation.trained import Preprocessing
-from fer_ablation.config import CONFIG_DIR
+from fer_ablation.atomic import atomic_file
+from fer_ablation.config import resolvers
+from fer_ablation.inference import trained
+from fer_ablation.inference.trained import Preprocessing
 
 resolvers.register()
 
@@ -170,17 +170,6 @@ def export(cfg: DictConfig, out_dir: Path | str) -> ExportResult:
             raise ParityError(f"{path}: onnxruntime's logits differ from PyTorch's by up to "
                               f"{check.max_abs_diff:.3g} (> {bound:.3g} = parity.atol + parity.rtol x max |logit|); "
                               f"the export is not faithful and was not written ({path} is unchanged)")
-        with records.atomic_file(path) as handle, candidate.open("rb") as source:
+        with atomic_file(path) as handle, candidate.open("rb") as source:
             shutil.copyfileobj(source, handle)
     return ExportResult(path, check, bound, props)
-
-
-@hydra.main(config_path=str(CONFIG_DIR), config_name="export", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    export(cfg, HydraConfig.get().runtime.output_dir)
-
-
-if __name__ == "__main__":
-    main()

@@ -7,7 +7,7 @@ For each configuration x image size x batch size x precision (32-true, bf16-mixe
   trains on (the datamodule's in-memory train split): random permutation -> index -> float, /255,
   grayscale -> 3 channels, normalise -> forward -> cross-entropy -> backward -> optimizer step (the
   config's optimizer, as the suite builds it). Warm-up steps are not timed. Evaluation: ``inference_mode`` forward over the val tensors.
-- suite: the real ``fer_ablation.training.train(cfg, run_dir)`` on a composed config (csv logger, no
+- suite: the real ``fer_ablation.train.training.train(cfg, run_dir)`` on a composed config (csv logger, no
   progress bar, ``limit_train_batches=steps``, 2 epochs). Training images/s come from the second
   (steady) epoch of history.csv: ``images / (data_s + step_s)``, so Lightning, the metrics, logging and
   the on-device augmentation are included; evaluation images/s from its ``eval_s``. Checkpoint saves
@@ -57,8 +57,11 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from fer_ablation import experiments, provenance, records
+from fer_ablation import records
+from fer_ablation.atomic import write_atomic
+from fer_ablation.config import experiments
 from fer_ablation.config import PROJECT_ROOT, compose
+from fer_ablation.records import provenance
 
 DEFAULT_CONFIGS = ("baseline", "full")
 REQUIRED_KEYS = ("config", "device", "image_size", "batch_size", "precision",
@@ -67,7 +70,7 @@ REQUIRED_KEYS = ("config", "device", "image_size", "batch_size", "precision",
 FIRST_STEP_MARK = "FER_BENCH_FIRST_STEP"
 STARTUP_SHIM = f"""
 import runpy, sys, time
-from fer_ablation.lit_module import FERModule
+from fer_ablation.train.lit_module import FERModule
 step = FERModule.training_step
 def first_step(self, *args, **kwargs):
     if not getattr(first_step, "seen", False):
@@ -199,7 +202,7 @@ class Tensors:
 def load_tensors(cfg: DictConfig) -> Tensors:
     """The datamodule's in-memory train and val splits (the probe set by default)."""
     from fer_ablation.data import build_datamodule
-    from fer_ablation.training import model_spec
+    from fer_ablation.train.training import model_spec
 
     in_chans = model_spec(cfg)["in_chans"]
     dm = build_datamodule(cfg.data, in_chans=in_chans, seed=int(cfg.seed))
@@ -225,7 +228,7 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
     """Raw PyTorch training and evaluation images/s and peak memory for `setting`."""
     from fer_ablation.data import CLASSES
     from fer_ablation.models import build_model
-    from fer_ablation.training import model_spec
+    from fer_ablation.train.training import model_spec
 
     device = torch.device(setting.device)
     torch.manual_seed(int(cfg.seed))
@@ -329,7 +332,7 @@ def checkpoint_timer():
 
 def measure_suite(cfg: DictConfig, setting: Setting, run_dir: Path, *, steps: int, eval_images: int) -> dict:
     """The suite's training images/s (steady second epoch), eval images/s and where the run's time went."""
-    from fer_ablation.training import train
+    from fer_ablation.train.training import train
 
     device = torch.device(setting.device)
     memory = PeakMemory(device)
@@ -443,7 +446,7 @@ def bench_one(setting: Setting, *, steps: int, warmup: int, eval_batches: int, a
     del data
     with tempfile.TemporaryDirectory(prefix="fer-bench-", dir=work_dir) as tmp:
         suite = measure_suite(cfg, setting, Path(tmp), steps=steps, eval_images=eval_images)
-    from fer_ablation.training import model_spec
+    from fer_ablation.train.training import model_spec
 
     spec = model_spec(cfg)
     record = {
@@ -501,7 +504,7 @@ def write_records(rows: list[dict], out: Path) -> Path:
     if out.is_file():
         new_keys = {_record_key(r) for r in rows}
         kept = [r for r in json.loads(out.read_text()) if _record_key(r) not in new_keys]
-    records.write_atomic(out, json.dumps(kept + rows, indent=2) + "\n")
+    write_atomic(out, json.dumps(kept + rows, indent=2) + "\n")
     return out
 
 

@@ -6,7 +6,7 @@ record (`absent_classes`), classes the checkpoint does not know are skipped and 
 module (`unscored_classes`: images per split and class). Writes the same metrics.json / predictions.csv contract as a training run, marked
 `"kind": "evaluation"` (the collector leaves such records out of the training tables).
 
-`ckpt_path` is a .ckpt file or a run folder (:func:`fer_ablation.trained.restore`). The images are prepared as
+`ckpt_path` is a .ckpt file or a run folder (:func:`fer_ablation.inference.trained.restore`). The images are prepared as
 the model was trained (image size, grayscale, normalisation: the checkpoint's `preprocessing` hyper-parameter);
 an explicit `data.*` override that contradicts it is an error, whether it names the key or its whole group
 (`data.normalize={...}`). On the data the run trained on, the splits are made as the run made them (its split
@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import provenance, records, trained
-from fer_ablation.config import CONFIG_DIR
-from fer_ablation.trained import to_plain
+from fer_ablation import records
+from fer_ablation.inference import trained
+from fer_ablation.inference.trained import to_plain
+from fer_ablation.records import provenance
 
 log = logging.getLogger("fer_ablation")
 
@@ -94,7 +94,7 @@ def evaluation_precision(precision: str | None, ckpt: Path, accelerator: str | N
     run = records.read_metrics(ckpt.parent.parent) if ckpt.parent.name == "checkpoints" else None
     if run and run.get("precision"):
         return str(run["precision"]), f"the precision {ckpt.parent.parent / 'metrics.json'} records"
-    from fer_ablation import fast_path
+    from fer_ablation.train import fast_path
 
     chosen = fast_path.choose(None, None, accelerator)
     return chosen.precision, chosen.reason
@@ -120,11 +120,6 @@ def apply_preprocessing(data_cfg: DictConfig, trained: dict | None, explicit: Se
                          "preprocessing is used")
     return data_cfg
 
-
-def _explicit_overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    return [o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
 
 
 class _OneSplit(L.LightningDataModule):
@@ -155,7 +150,7 @@ def evaluate(cfg: DictConfig, out_dir: Path | str, explicit: Sequence[str] = ())
     """Score cfg.ckpt_path on cfg.data; `explicit`: the keys given on the command line (data.image_size...)."""
     from fer_ablation.data import build_datamodule
     from fer_ablation.data.label_set import resolve_classes
-    from fer_ablation.training import write_predictions
+    from fer_ablation.train.training import write_predictions
 
     out_dir = Path(out_dir)
     started = time.perf_counter()
@@ -266,14 +261,3 @@ class _PathsOf:
 
     def split_paths(self, split: str):
         return self.whole.split_paths("train") if split == WHOLE else self.dm.split_paths(split)
-
-
-@hydra.main(config_path=str(CONFIG_DIR), config_name="evaluate", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    evaluate(cfg, HydraConfig.get().runtime.output_dir, explicit=_explicit_overrides())
-
-
-if __name__ == "__main__":
-    main()

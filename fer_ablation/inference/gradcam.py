@@ -15,7 +15,7 @@ class is the image's true class (``--target true``) or the run's prediction (``-
 
 Each run folder is read by the report's reader (``fer_ablation.report.runs.load_run``: metrics.json and
 ``.hydra/config.yaml``, whose data group is drawn) and its model restored from ``checkpoints/best.ckpt``
-(or the checkpoint named, inside a run folder) by :func:`fer_ablation.trained.restore`; every run must see the
+(or the checkpoint named, inside a run folder) by :func:`fer_ablation.inference.trained.restore`; every run must see the
 same validation images. The images are the first ``n`` of each chosen class in the validation split, so every run and every call
 draws the same ones. Rows = images; columns = the image, then one overlay per run titled attention / stem.
 Only probe images belong in committed figures: data other than the synthetic probe cannot be written
@@ -24,9 +24,7 @@ under results/ (write such figures elsewhere with --out).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,14 +39,14 @@ from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
-from fer_ablation import trained  # noqa: E402
+from fer_ablation.config import PROJECT_ROOT  # noqa: E402
 from fer_ablation.data import build_datamodule  # noqa: E402
 from fer_ablation.data.labels import canonical_class  # noqa: E402
-from fer_ablation.lit_module import FERModule  # noqa: E402
+from fer_ablation.inference import trained  # noqa: E402
 from fer_ablation.report.grouping import group_tag  # noqa: E402
 from fer_ablation.report.runs import Run, load_run  # noqa: E402
+from fer_ablation.train.lit_module import FERModule  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 COMMITTED_RESULTS = PROJECT_ROOT / "results"
 DEFAULT_CLASSES = ("happiness", "sadness")
 
@@ -93,7 +91,7 @@ class GradCAMFigure:
 
 def load(path: Path | str) -> Explained:
     """A run folder (its best checkpoint) or a checkpoint inside one (<run>/checkpoints/*.ckpt): the run's records
-    (through the report's reader) and that checkpoint's model (:func:`fer_ablation.trained.restore`)."""
+    (through the report's reader) and that checkpoint's model (:func:`fer_ablation.inference.trained.restore`)."""
     path = Path(path)
     loaded = trained.restore(path)
     if loaded.run_dir is None:
@@ -219,27 +217,3 @@ def draw(run_dirs: list[Path | str], *, classes=DEFAULT_CLASSES, n: int = 4, out
     fig.savefig(out, dpi=150)
     plt.close(fig)
     return GradCAMFigure(out, indices, targets, cams, predictions)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fer_ablation.gradcam", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dirs", nargs="+", type=Path,
-                   help="run folders, or checkpoints inside them (one overlay column each)")
-    p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), help="classes drawn (names or aliases)")
-    p.add_argument("--n", type=int, default=4, help="images per class (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="PNG (default: results/figures/gradcam_<group>.png)")
-    p.add_argument("--layer", default=None, help="target module (default: the last Bottleneck of layer4)")
-    p.add_argument("--target", choices=("true", "pred"), default="true", help="class explained (default: true)")
-    args = p.parse_args(argv)
-    try:
-        figure = draw(args.run_dirs, classes=args.classes, n=args.n, out=args.out, layer=args.layer,
-                      target=args.target)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"gradcam: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {figure.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

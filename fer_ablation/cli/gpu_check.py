@@ -4,7 +4,7 @@ Three steps, in this order, each written to ``<out>/check.json`` as soon as it i
 sweep after every row and run), so a check cut off by the machine's time limit keeps what it finished:
 
 1. versions and device;
-2. the bench (``fer_ablation.bench.bench_one``): baseline and full at 48 and 224 px, bf16-mixed + channels_last,
+2. the bench (``fer_ablation.cli.bench.bench_one``): baseline and full at 48 and 224 px, bf16-mixed + channels_last,
    without and with torch.compile, the suite against the raw loop (rows also in ``<out>/bench.json``);
 3. a from-scratch 48 px sweep of Table 1's rows (baseline, sc, ca, sc_ca; experiment=paper would need ImageNet
    weights), seed 0 of every row first, then seed 1, ... while the time budget allows. Each run is
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fer_ablation.atomic import write_atomic
 from fer_ablation.config import PROJECT_ROOT
 
 TABLE1 = ("baseline", "sc", "ca", "sc_ca")
@@ -114,7 +115,8 @@ def environment(device: str) -> dict:
     """Versions, the device and its properties (step 1)."""
     import torch
 
-    from fer_ablation import bench, provenance
+    from fer_ablation.cli import bench
+    from fer_ablation.records import provenance
 
     info = {**bench.environment(), "versions": provenance.versions(), "device": device,
             "cuda_available": torch.cuda.is_available(), "cuda_version": torch.version.cuda}
@@ -143,18 +145,16 @@ class Check:
         return self.budget_s - self.elapsed()
 
     def write(self, **updates) -> None:
-        from fer_ablation import records
-
         self.data.update(updates)
         self.data["elapsed_s"] = round(self.elapsed(), 1)
-        records.write_atomic(self.out / "check.json", json.dumps(self.data, indent=2) + "\n")
+        write_atomic(self.out / "check.json", json.dumps(self.data, indent=2) + "\n")
 
 
 def run_bench(check: Check, plan: Plan, device: str) -> list[dict]:
     """Step 2: one record per setting, or the error or 'skipped' that stopped it."""
     import torch
 
-    from fer_ablation import bench, records
+    from fer_ablation.cli import bench
 
     rows: list[dict] = []
     settings = [bench.Setting(config, device, size, plan.batch_size, plan.precision, True, compiled)
@@ -169,7 +169,7 @@ def run_bench(check: Check, plan: Plan, device: str) -> list[dict]:
         for setting in settings:
             rows.append(bench_row(check, setting, plan, deadline))
             check.write(steps={**check.data["steps"], "bench": rows})
-            records.write_atomic(check.out / "bench.json", json.dumps(rows, indent=2) + "\n")
+            write_atomic(check.out / "bench.json", json.dumps(rows, indent=2) + "\n")
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -177,7 +177,7 @@ def run_bench(check: Check, plan: Plan, device: str) -> list[dict]:
 
 def bench_row(check: Check, setting, plan: Plan, deadline: float) -> dict:
     """One bench record, or the error or 'skipped' that stopped it."""
-    from fer_ablation import bench
+    from fer_ablation.cli import bench
 
     label = f"{setting.config} {setting.image_size}px {setting.precision}{' compiled' if setting.compile else ''}"
     if check.elapsed() > deadline:

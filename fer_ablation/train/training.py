@@ -25,12 +25,14 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import fast_path, provenance, quiet, records
-from fer_ablation.experiments import model_identity
-from fer_ablation.fingerprint import run_fingerprint
+from fer_ablation import records
+from fer_ablation.config.experiments import model_identity
 from fer_ablation.data import build_datamodule
-from fer_ablation.lit_module import Evaluation, FERModule
 from fer_ablation.models import count_macs, count_parameters, parse_model_spec
+from fer_ablation.records import provenance
+from fer_ablation.records.fingerprint import run_fingerprint
+from fer_ablation.train import fast_path, quiet
+from fer_ablation.train.lit_module import Evaluation, FERModule
 
 log = logging.getLogger("fer_ablation")
 

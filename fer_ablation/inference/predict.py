@@ -6,12 +6,12 @@
     python -m fer_ablation.predict ckpt_path=outputs/runs/<run> inputs=photos/
 
 ``ckpt_path`` is a checkpoint file or a run folder (its ``checkpoints/best.ckpt``), loaded by
-:func:`fer_ablation.trained.restore` (nothing is downloaded; the class list is checked).
+:func:`fer_ablation.inference.trained.restore` (nothing is downloaded; the class list is checked).
 
 ``inputs`` is an image file, a folder (searched recursively for image files), a glob, or a list of
 them. Each image is read by the training data's reader (``fer_ablation.data.decode.read_image``: EXIF
 orientation applied, 16-bit and float images scaled to 8 bits as in training), optionally cropped to its largest face
-(``face_crop=haar``, :mod:`fer_ablation.face`), then decoded and normalised exactly as the training
+(``face_crop=haar``, :mod:`fer_ablation.data.face`), then decoded and normalised exactly as the training
 data were (``fer_ablation.data.decode.pil_to_array``: L or RGB, bilinear resize to the model's size;
 ``fer_ablation.data.augment.to_model_input``: channels and mean/std). The preprocessing comes from
 the checkpoint's ``preprocessing`` hyper-parameters; checkpoints without them need ``image_size=``
@@ -34,18 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 
-from fer_ablation import records, resolvers, trained
+from fer_ablation.atomic import write_atomic
+from fer_ablation.config import resolvers
 from fer_ablation.data.decode import read_image
+from fer_ablation.data.face import Box, HaarFaceDetector, crop_face
 from fer_ablation.data.folders import IMAGE_EXTENSIONS, list_images
-from fer_ablation.face import Box, HaarFaceDetector, crop_face
-from fer_ablation.trained import Preprocessing, to_plain
-from fer_ablation.config import CONFIG_DIR
+from fer_ablation.inference import trained
+from fer_ablation.inference.trained import Preprocessing, to_plain
 
 log = logging.getLogger("fer_ablation")
 resolvers.register()
@@ -160,7 +160,7 @@ def predict(cfg: DictConfig, out_dir: Path | str) -> PredictResult:
 
     _write_csv(out_dir / PREDICTIONS, result)
     if result.skipped:
-        records.write_atomic(out_dir / SKIPPED, _csv(["path", "reason"], result.skipped))
+        write_atomic(out_dir / SKIPPED, _csv(["path", "reason"], result.skipped))
     found = [r for r in result.rows if r["face_found"] != ""]
     log.info("%d image(s) predicted, %d skipped%s; wrote %s", len(result.rows), len(result.skipped),
              f", a face found in {sum(r['face_found'] for r in found)} of {len(found)}" if found else "",
@@ -290,15 +290,4 @@ def _write_csv(path: Path, result: PredictResult) -> None:
     columns = ["path", "face_found", "face_x", "face_y", "face_w", "face_h", "pred",
                *[f"prob_{c}" for c in result.classes]]
     rows = [[f"{row[c]:.6g}" if c.startswith("prob_") else row[c] for c in columns] for row in result.rows]
-    records.write_atomic(path, _csv(columns, rows))
-
-
-@hydra.main(config_path=str(CONFIG_DIR), config_name="predict", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    predict(cfg, cfg.out or HydraConfig.get().runtime.output_dir)
-
-
-if __name__ == "__main__":
-    main()
+    write_atomic(path, _csv(columns, rows))

@@ -33,8 +33,10 @@ from pathlib import Path
 
 import yaml
 
-from fer_ablation import provenance, records
+from fer_ablation import records
+from fer_ablation.atomic import write_atomic
 from fer_ablation.config import PROJECT_ROOT
+from fer_ablation.records import provenance
 
 log = logging.getLogger("fer_ablation.calibrate")
 CANDIDATES = PROJECT_ROOT / "experiments" / "calibration.yaml"
@@ -58,7 +60,7 @@ def reference_speed(threads: int, repeats: int = 3) -> float:
     ResNet50, 48 px, batch 32, fp32, channels_last."""
     import torch
 
-    from fer_ablation import bench
+    from fer_ablation.cli import bench
     from fer_ablation.config import compose
 
     torch.set_num_threads(threads)
@@ -131,7 +133,7 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    records.write_atomic(path, text.getvalue())
+    write_atomic(path, text.getvalue())
 
 
 def summarise(rows: list[dict], reference: float | None) -> list[dict]:
@@ -232,7 +234,7 @@ def main(argv=None) -> int:
                 log.info("[%d/%d] %s", i, len(names), s)
     meta["chosen"] = study.get("chosen")
     meta["summary"] = summarise(rows, meta.get("reference_raw_images_per_s"))
-    records.write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+    write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
     draw(rows, meta["summary"], args.out / "calibration.png", meta.get("reference_raw_images_per_s"), study.get("chosen"))
     for s in meta["summary"]:
         print(s)

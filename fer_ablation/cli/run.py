@@ -16,7 +16,7 @@ from fer_ablation.config import CONFIG_DIR
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from fer_ablation.training import train
+    from fer_ablation.train.training import train
 
     metrics = train(cfg)
     best = metrics.get("best") or {}
