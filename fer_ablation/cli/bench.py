@@ -5,7 +5,7 @@ For each configuration x image size x batch size x precision (32-true, bf16-mixe
 
 - raw: a hand-written loop on the same model (``build_model``) and the same uint8 tensors the suite
   trains on (the datamodule's in-memory train split): random permutation -> index -> float, /255,
-  grayscale -> 3 channels, normalise -> forward -> cross-entropy -> backward -> optimizer step (the
+  grayscale -> 3 channels, normalise (the suite's ``to_model_input``) -> forward -> cross-entropy -> backward -> optimizer step (the
   config's optimizer, as the suite builds it). Warm-up steps are not timed. Evaluation: ``inference_mode`` forward over the val tensors.
 - suite: the real ``fer_ablation.train.training.train(cfg, run_dir)`` on a composed config (csv logger, no
   progress bar, ``limit_train_batches=steps``, 2 epochs). Training images/s come from the second
@@ -59,8 +59,8 @@ from omegaconf import DictConfig
 
 from fer_ablation import records
 from fer_ablation.atomic import write_atomic
-from fer_ablation.config import experiments
-from fer_ablation.config import PROJECT_ROOT, compose
+from fer_ablation.config import PROJECT_ROOT, compose, experiments
+from fer_ablation.data.augment import to_model_input
 from fer_ablation.records import provenance
 
 DEFAULT_CONFIGS = ("baseline", "full")
@@ -214,12 +214,9 @@ def load_tensors(cfg: DictConfig) -> Tensors:
                    list(cfg.data.normalize.std), in_chans)
 
 
-def _raw_batch(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, in_chans: int,
-               channels_last: bool) -> torch.Tensor:
-    x = images.float().div_(255.0)
-    if x.shape[1] == 1 and in_chans == 3:
-        x = x.expand(-1, 3, -1, -1)
-    x = (x - mean) / std
+def _raw_batch(images: torch.Tensor, data: Tensors, channels_last: bool) -> torch.Tensor:
+    """uint8 images -> the model's input as the suite makes it (``to_model_input``), in the setting's memory format."""
+    x = to_model_input(images, data.in_chans, data.mean, data.std)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -243,8 +240,6 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
         optimizer = hydra.utils.instantiate(cfg.optimizer)(params=model.parameters())
         scaler = torch.amp.GradScaler(device.type, enabled=setting.precision == "16-mixed")
         images, targets = data.train_images.to(device), data.train_targets.to(device)
-        mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
         generator = torch.Generator().manual_seed(int(cfg.seed))
         order, position = torch.randperm(len(images), generator=generator).to(device), 0
         batch, n = setting.batch_size, len(images)
@@ -255,7 +250,7 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
                 order, position = torch.randperm(n, generator=generator).to(device), 0
             idx = order[position:position + batch]
             position += batch
-            return _raw_batch(images[idx], mean, std, data.in_chans, setting.channels_last), targets[idx]
+            return _raw_batch(images[idx], data, setting.channels_last), targets[idx]
 
         def train_step(x, y):
             with _autocast(device, setting.precision):
@@ -286,11 +281,11 @@ def measure_raw(cfg: DictConfig, setting: Setting, data: Tensors, *, steps: int,
         val = data.val_images[:eval_images].to(device)
         eval_batch = int(cfg.data.eval_batch_size)
         with torch.inference_mode(), _autocast(device, setting.precision):
-            model(_raw_batch(val[:eval_batch], mean, std, data.in_chans, setting.channels_last))  # warm-up
+            model(_raw_batch(val[:eval_batch], data, setting.channels_last))  # warm-up
             _sync(device)
             start = time.perf_counter()
             for i in range(0, len(val), eval_batch):
-                model(_raw_batch(val[i:i + eval_batch], mean, std, data.in_chans, setting.channels_last))
+                model(_raw_batch(val[i:i + eval_batch], data, setting.channels_last))
             _sync(device)
             eval_s = time.perf_counter() - start
     result = {

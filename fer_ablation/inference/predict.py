@@ -43,6 +43,7 @@ from fer_ablation.atomic import write_atomic
 from fer_ablation.config import resolvers
 from fer_ablation.data.decode import read_image
 from fer_ablation.data.face import Box, HaarFaceDetector, crop_face
+from fer_ablation.data.faces import FACE_CROPS, NO_FACE
 from fer_ablation.data.folders import IMAGE_EXTENSIONS, list_images
 from fer_ablation.inference import trained
 from fer_ablation.inference.trained import Preprocessing, to_plain
@@ -50,8 +51,6 @@ from fer_ablation.inference.trained import Preprocessing, to_plain
 log = logging.getLogger("fer_ablation")
 resolvers.register()
 
-FACE_CROPS = ("none", "haar")
-NO_FACE = ("keep", "skip")
 PROGRESS_MIN_IMAGES = 100
 ANNOTATE_MAX_SIDE = 1024  # annotated copies of larger photos are scaled down to this longer side
 GRADCAM_MIN_SIDE = 224  # overlays of small model inputs are scaled up to this side to be legible
