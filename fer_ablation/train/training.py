@@ -367,6 +367,8 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     quiet.quiet_third_party()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    if cfg.speed.get("keep_freed_memory"):
+        fast_path.keep_freed_memory()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     check_accelerator(trainer_kwargs.get("accelerator"))
