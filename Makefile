@@ -58,7 +58,7 @@ tables: install
 bench: install
 	$(PY) -m fer_ablation.bench $(ARGS)
 
-# The whole GPU check in one command (fer_ablation/gpu_check.py): versions and device, the bench at 48 and 224 px
+# The whole GPU check in one command (fer_ablation/cli/gpu_check.py): versions and device, the bench at 48 and 224 px
 # (baseline and full, bf16-mixed + channels_last, compiled and not, suite against the raw loop), then a
 # from-scratch FER2013 48 px sweep of Table 1's rows, seed after seed while its 8-minute budget lasts; JSON after
 # every step in results/gpu/<card>/. On the GPU machine (no network) it installs nothing and runs python3 from

@@ -1,14 +1,8 @@
-"""python -m fer_ablation.collect: the report's command line (see fer_ablation.report.cli).
-
-`collect` and `main` stay importable from here for scripts written against this module.
-"""
+"""`python -m fer_ablation.collect`: the command is :mod:`fer_ablation.cli.collect`."""
 
 import sys
 
-from fer_ablation.report.cli import main
-from fer_ablation.report.tables import collect
-
-__all__ = ["collect", "main"]
+from fer_ablation.cli.collect import main
 
 if __name__ == "__main__":
     sys.exit(main())

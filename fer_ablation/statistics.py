@@ -2,7 +2,7 @@
 
 The one module that defines the statistical methods: pure functions on numbers and 0/1 correctness
 arrays (numpy + scipy only, no torch), importable by the report and by training alike. The report
-(`fer_ablation.report.statistics`) only assembles table rows from them, fed with the records the runs
+(`fer_ablation.report.rows`) only assembles table rows from them, fed with the records the runs
 saved.
 
 Methods (the README repeats them):

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from fer_ablation.data.labels import CLASSES
-from fer_ablation.lit_module import FERModule
+from fer_ablation.train.lit_module import FERModule
 
 
 def save_checkpoint(path: Path, *, attention: str = "none", stem: str = "stride2", in_chans: int = 3,

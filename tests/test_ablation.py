@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fer_ablation import collect, experiments, records
+from fer_ablation import records
+from fer_ablation.cli import collect
+from fer_ablation.config import experiments
 from fer_ablation.report.claims import VERDICTS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
-"""The package's import graph: no cycles, and no module reaches into another module's private names."""
+"""The package's import graph: layers that import only downwards, no cycles, and no module reaching into
+another module's private names."""
 
 import ast
 from pathlib import Path
@@ -50,9 +51,9 @@ def _graph() -> dict[str, set[str]]:
 
 
 def test_the_walker_sees_the_package():
-    assert {"fer_ablation.config", "fer_ablation.training", "fer_ablation.data.datamodule"} <= set(MODULES)
-    assert "fer_ablation.config" in _graph()["fer_ablation.training"] or \
-        "fer_ablation.config" in _graph()["fer_ablation.run"]
+    assert {"fer_ablation.config", "fer_ablation.train.training", "fer_ablation.data.datamodule"} <= set(MODULES)
+    assert "fer_ablation.config" in _graph()["fer_ablation.train.training"] or \
+        "fer_ablation.config" in _graph()["fer_ablation.cli.run"]
 
 
 def test_import_graph_has_no_cycles():
@@ -111,8 +112,8 @@ def _dotted(node: ast.AST) -> str | None:
 
 
 @pytest.mark.parametrize("source,expected", [
-    ("from fer_ablation.training import _fit\n", "from fer_ablation.training import _fit"),
-    ("from fer_ablation import training\ntraining._fit()\n", "training._fit"),
+    ("from fer_ablation.train.training import _fit\n", "from fer_ablation.train.training import _fit"),
+    ("from fer_ablation.train import training\ntraining._fit()\n", "training._fit"),
 ])
 def test_the_reach_in_check_catches_both_forms(tmp_path, monkeypatch, source, expected):
     fake = PACKAGE / "_architecture_probe_does_not_exist.py"
@@ -123,3 +124,86 @@ def test_the_reach_in_check_catches_both_forms(tmp_path, monkeypatch, source, ex
 
 
 _read = Path.read_text
+
+
+# The layers, top to bottom: a module may import from its own layer and from the rows below its own. Layers that
+# share a row are independent (neither imports the other). A layer is a folder of the package, or named modules.
+# ARCHITECTURE.md's layer table says what each does.
+COMMANDS = "commands"  # fer_ablation/<command>.py for each fer_ablation/cli/<command>.py: `python -m` names
+LAYERS: list[dict[str, tuple[str, ...]]] = [
+    {COMMANDS: ()},
+    {"cli": ("fer_ablation.cli",)},
+    {"inference": ("fer_ablation.inference",)},
+    {"train": ("fer_ablation.train",), "report": ("fer_ablation.report",)},
+    {"records": ("fer_ablation.records",)},
+    {"data": ("fer_ablation.data",), "models": ("fer_ablation.models",)},
+    {"config": ("fer_ablation.config",)},
+    {"foundation": ("fer_ablation", "fer_ablation.atomic", "fer_ablation.classes", "fer_ablation.statistics")},
+]
+
+
+def _commands() -> set[str]:
+    return {"fer_ablation." + m.rsplit(".", 1)[1] for m in MODULES if m.startswith("fer_ablation.cli.")}
+
+
+def _layer_of(module: str) -> tuple[int, str] | None:
+    """(row, layer) of a module: the layer whose folder holds it or which names it; None when no layer does."""
+    if module in _commands():
+        return 0, COMMANDS
+    found = [(row, name, prefix) for row, layers in enumerate(LAYERS) for name, prefixes in layers.items()
+             for prefix in prefixes
+             if module == prefix or (prefix != PACKAGE.name and module.startswith(prefix + "."))]
+    if not found:
+        return None
+    row, name, _ = max(found, key=lambda f: len(f[2]))  # the most specific entry
+    return row, name
+
+
+def test_every_module_is_in_a_layer():
+    """A new module has to be placed in the table (or in a layer's folder) before it can be imported from."""
+    missing = sorted(m for m in MODULES if _layer_of(m) is None)
+    assert missing == [], f"modules in no layer of LAYERS (add them to a layer's folder or to the table): {missing}"
+
+
+def test_layers_import_only_downwards():
+    violations = []
+    for module in MODULES:
+        row, layer = _layer_of(module)
+        for imported, _, node in _imports(module):
+            if imported not in MODULES or imported == module or module.startswith(imported + "."):
+                continue  # a package's own __init__ chain, or a name that is no module of the package
+            target_row, target = _layer_of(imported)
+            if target != layer and target_row <= row:
+                violations.append(f"{module}:{node.lineno} ({layer}) imports {imported} ({target})")
+    assert violations == [], "imports that do not go down the layers: " + "; ".join(violations)
+
+
+def test_commands_only_call_their_cli():
+    """`fer_ablation/<command>.py` exists for every cli module and imports nothing but it."""
+    assert {"fer_ablation.run", "fer_ablation.evaluate", "fer_ablation.collect"} <= _commands()
+    wrong = {}
+    for command in sorted(_commands()):
+        imported = {m for m, _, _ in _imports(command)} if command in MODULES else {"(no such module)"}
+        if imported != {command.replace("fer_ablation.", "fer_ablation.cli.", 1)}:
+            wrong[command] = sorted(imported)
+    assert wrong == {}, f"commands that are not a call of their cli module: {wrong}"
+
+
+@pytest.mark.parametrize("name,source,expected", [
+    ("fer_ablation.data.probe", "from fer_ablation.train import training\n",
+     "fer_ablation.data.probe:1 (data) imports fer_ablation.train.training (train)"),
+    ("fer_ablation.report.probe", "from fer_ablation.train.training import train\n",
+     "fer_ablation.report.probe:1 (report) imports fer_ablation.train.training (train)"),
+])
+def test_the_layer_check_catches_an_upward_or_sideways_import(monkeypatch, name, source, expected):
+    fake = PACKAGE / "_architecture_probe_does_not_exist.py"
+    monkeypatch.setitem(MODULES, name, fake)
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source if self == fake else _read(self))
+    with pytest.raises(AssertionError, match=expected.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
+        test_layers_import_only_downwards()
+
+
+def test_the_layer_table_covers_a_new_top_level_module(monkeypatch):
+    monkeypatch.setitem(MODULES, "fer_ablation.newcomer", PACKAGE / "newcomer.py")
+    with pytest.raises(AssertionError, match="fer_ablation.newcomer"):
+        test_every_module_is_in_a_layer()

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from fer_ablation import bench
+from fer_ablation.cli import bench
 
 # The smoke probe shrunk to 28 training / 14 validation images: the bench's functions, not its numbers.
 TINY = ("debug=smoke", "data.n_images=28", "data.n_val=14")

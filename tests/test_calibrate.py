@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fer_ablation import calibrate
+from fer_ablation.cli import calibrate
 from fer_ablation.config import compose
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fer_ablation.training import train
+from fer_ablation.train.training import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from fer_ablation import config, experiments
+from fer_ablation import config
+from fer_ablation.config import experiments
 from fer_ablation.report import claims as claims_module
 from fer_ablation.report import render
 from fer_ablation.report.runs import load_runs

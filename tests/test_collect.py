@@ -15,10 +15,11 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from fer_ablation import experiments
 from fer_ablation import statistics as stats
-from fer_ablation.fingerprint import fingerprint_hash
-from fer_ablation.report import cli, render, tables
+from fer_ablation.cli import collect as cli
+from fer_ablation.config import experiments
+from fer_ablation.records.fingerprint import fingerprint_hash
+from fer_ablation.report import render, tables
 from fer_ablation.report.claims import claim_frames
 from fer_ablation.report.runs import config_group, load_ablation, load_run, load_runs
 
@@ -317,7 +318,7 @@ def test_collector_imports_no_training_stack():
     code = (
         "import sys, fer_ablation.collect, fer_ablation.report.tables, fer_ablation.statistics; "
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'wandb', 'torchvision'}); "
-        "heavy += sorted(m for m in sys.modules if m.startswith(('fer_ablation.models', 'fer_ablation.training'))); "
+        "heavy += sorted(m for m in sys.modules if m.startswith(('fer_ablation.models', 'fer_ablation.train', 'fer_ablation.inference'))); "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

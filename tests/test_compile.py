@@ -5,7 +5,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from fer_ablation.models import build_model
-from fer_ablation.training import compile_model
+from fer_ablation.train.training import compile_model
 
 CONFIGURATIONS = (("none", "stride2"), ("ca", "sc"), ("simam", "stride2"))
 

@@ -7,9 +7,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from fer_ablation import experiments
+from fer_ablation.config import experiments
 from fer_ablation.config import CONFIG_DIR, PROJECT_ROOT
-from fer_ablation.training import model_spec
+from fer_ablation.train.training import model_spec
 
 
 def test_defaults_are_the_cpu_budget_on_the_probe_set(compose_cfg):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fer_ablation import fast_path
+from fer_ablation.train import fast_path
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from fer_ablation.config import compose
 from fer_ablation.data import DataError, build_datamodule
 from fer_ablation.data import memory
 from fer_ablation.data.datamodule import resolve_data_config
-from fer_ablation.fingerprint import run_fingerprint
+from fer_ablation.records.fingerprint import run_fingerprint
 
 FOLDERS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 N_TRAIN, N_PUBLIC = 8, 3  # per class
@@ -95,7 +95,7 @@ def test_duplicates_counted_dropped_named_and_cached(tmp_path, caplog):
 
 
 def test_run_on_fer2013_layout_selects_on_val_reports_test_without_duplicates(tmp_path, caplog, one_thread):
-    from fer_ablation.training import train
+    from fer_ablation.train.training import train
 
     root = make_fer2013(tmp_path / "fer")
     cfg = compose([*BASE, f"data.root={root}", "data.val_fraction=0.25"])

@@ -5,7 +5,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from fer_ablation import config, experiments
+from fer_ablation import config
+from fer_ablation.config import experiments
 from fer_ablation.config import CONFIG_DIR, EXPERIMENTS_DIR
 
 

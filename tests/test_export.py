@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_ablation import export, predict, trained
+from fer_ablation.inference import export, predict, trained
+from fer_ablation.inference.trained import Preprocessing
 from fer_ablation.models import STEMS, attention_names, build_model
-from fer_ablation.trained import Preprocessing
 from tests.checkpoint_helpers import save_checkpoint
 
 onnx = pytest.importorskip("onnx")

@@ -8,7 +8,7 @@ from PIL import Image
 
 from fer_ablation.data import DataError, build_datamodule
 from fer_ablation.data import faces
-from fer_ablation.face import Box
+from fer_ablation.data.face import Box
 
 SIZE = 40
 
@@ -99,7 +99,7 @@ def test_face_crop_settings_are_checked(marked_faces, tmp_path):
 
 
 def test_checkpoint_preprocessing_records_the_face_crop(compose_cfg):
-    from fer_ablation.training import model_spec, preprocessing
+    from fer_ablation.train.training import model_spec, preprocessing
 
     cfg = compose_cfg("data.face_crop=haar", "data.face_margin=0.1")
     pre = preprocessing(cfg, model_spec(cfg))

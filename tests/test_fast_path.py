@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fer_ablation import fast_path, quiet
+from fer_ablation.train import fast_path, quiet
 
 
 def test_native_bf16_needs_bf16_instructions_onednn_bf16_and_avx512_aten_kernels():
@@ -32,7 +32,7 @@ def test_this_cpu_is_read_from_torch():
 
 def test_capping_the_isa_caps_the_precision_choice():
     # On every machine class (AVX2-only, AVX-512 BF16, AMX) the emulation of the slowest one must train in fp32.
-    script = ("from fer_ablation import fast_path; k = fast_path.cpu_kernels(); c = fast_path.choose(None, None, 'cpu');"
+    script = ("from fer_ablation.train import fast_path; k = fast_path.cpu_kernels(); c = fast_path.choose(None, None, 'cpu');"
               "print(k.capability, k.onednn_bf16, c.precision, '|', c.reason)")
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
@@ -63,7 +63,7 @@ def test_explicit_settings_win():
 
 
 def test_metrics_record_the_choice(compose_cfg, tmp_path, one_thread):
-    from fer_ablation.training import train
+    from fer_ablation.train.training import train
 
     metrics = train(compose_cfg(), tmp_path / "run")
     expected = fast_path.choose(None, None, "cpu")
@@ -93,7 +93,7 @@ def test_lightning_lines_print_once_and_without_the_advertisement(caplog):
 
 FREED_16MB_STAYS = """
 import ctypes, sys, torch
-from fer_ablation import fast_path
+from fer_ablation.train import fast_path
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]

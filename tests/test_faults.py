@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from fer_ablation import records
-from fer_ablation.collect import collect
-from fer_ablation.training import train
+from fer_ablation.report.tables import collect
+from fer_ablation.train.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = ["debug=smoke", "logger=csv", "trainer.enable_progress_bar=false"]
@@ -90,7 +90,7 @@ def test_bad_model_name_fails_before_any_data_is_read(compose_cfg, tmp_path, mon
     def no_data(*args, **kwargs):
         raise AssertionError("data was read before the model configuration was checked")
 
-    monkeypatch.setattr("fer_ablation.training.build_datamodule", no_data)
+    monkeypatch.setattr("fer_ablation.train.training.build_datamodule", no_data)
     cases = [
         (["model.attention=nope"], "simam"),
         (["model.attention=simam", "+model.placement.simam=everywhere"], "first_last"),

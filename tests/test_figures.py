@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.image import imread
 
-from fer_ablation.report import cli, figures
+from fer_ablation.cli import collect as cli
+from fer_ablation.report import figures
 from fer_ablation.report.runs import load_runs
 
 try:  # the run-folder fabricator lives beside this file

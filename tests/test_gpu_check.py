@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fer_ablation import gpu_check
+from fer_ablation.cli import gpu_check
 from fer_ablation.report.tables import collect
 
 
@@ -41,7 +41,7 @@ def test_smoke_check_writes_every_step_and_its_runs_make_table1(tmp_path):
 
 
 def test_gpu_plan_composes_from_scratch_fer2013_runs_on_the_gpu(compose_cfg):
-    from fer_ablation import bench
+    from fer_ablation.cli import bench
 
     plan = gpu_check.gpu_plan("/data/fer2013")
     assert set(plan.sweep_configs) == {"baseline", "sc", "ca", "sc_ca"} and plan.budget_s <= 480

@@ -3,11 +3,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fer_ablation import gradcam
-from fer_ablation.data.labels import CLASSES
-from fer_ablation.lit_module import FERModule
+from fer_ablation.cli import gradcam as gradcam_cli
 from fer_ablation.config import compose
-from fer_ablation.training import train
+from fer_ablation.data.labels import CLASSES
+from fer_ablation.inference import gradcam
+from fer_ablation.train.lit_module import FERModule
+from fer_ablation.train.training import train
 from tests.conftest import SMOKE
 
 CONFIGURATIONS = ("baseline", "full")
@@ -58,7 +59,7 @@ def test_images_are_the_first_n_of_each_class_in_split_order():
 
 
 def test_cli_reports_a_missing_run(tmp_path, capsys):
-    assert gradcam.main([str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
+    assert gradcam_cli.main([str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     assert "best.ckpt" in capsys.readouterr().err
 
 
@@ -76,7 +77,7 @@ def test_run_read_by_the_report_and_restored_from_its_checkpoint(run_dirs, tmp_p
     (copy / "checkpoints").mkdir()
     (copy / "checkpoints" / "best.ckpt").write_bytes((run_dirs[1] / "checkpoints" / "best.ckpt").read_bytes())
     (copy / "metrics.json").write_bytes((run_dirs[1] / "metrics.json").read_bytes())
-    assert gradcam.main([str(copy), "--out", str(tmp_path / "x.png")]) == 2
+    assert gradcam_cli.main([str(copy), "--out", str(tmp_path / "x.png")]) == 2
     assert ".hydra/config.yaml" in capsys.readouterr().err
 
 

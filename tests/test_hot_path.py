@@ -6,8 +6,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fer_ablation.data.augment import BatchAugment, to_model_input
-from fer_ablation.lit_module import FERModule
-from fer_ablation.training import model_spec
+from fer_ablation.train.lit_module import FERModule
+from fer_ablation.train.training import model_spec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 # _local_scalar_dense: .item(), bool(), float() of a tensor; lift_fresh: torch.tensor(...) from Python data

@@ -13,7 +13,7 @@ from PIL import Image
 from fer_ablation import records
 from fer_ablation.data import DataError, build_datamodule
 from fer_ablation.data.label_set import resolve_classes
-from fer_ablation.lit_module import score
+from fer_ablation.train.lit_module import score
 
 # CK+'s folder names (Lucey et al. 2010): the seven under their usual aliases, plus contempt
 CKPLUS = {"anger": 6, "contempt": 6, "disgust": 6, "fear": 6, "happy": 6, "sadness": 6, "surprise": 6, "neutral": 6}
@@ -87,7 +87,7 @@ def test_present_class_macro_averages_beside_all_class_ones():
 @pytest.fixture(scope="module")
 def label_set_runs(tmp_path_factory, one_thread):
     from fer_ablation.config import compose
-    from fer_ablation.training import train
+    from fer_ablation.train.training import train
 
     root = make_ckplus(tmp_path_factory.mktemp("ckplus"))
     runs = tmp_path_factory.mktemp("runs")
@@ -136,7 +136,7 @@ def test_collector_keeps_label_sets_in_separate_groups(label_set_runs, tmp_path)
 
 
 def test_evaluating_on_another_label_set_maps_by_name_and_reports(label_set_runs, compose_cfg, tmp_path):
-    from fer_ablation.evaluate import evaluate
+    from fer_ablation.inference.evaluate import evaluate
 
     _, _, out = label_set_runs
     _, run_dir = out["three"]
@@ -153,7 +153,7 @@ def test_evaluating_on_another_label_set_maps_by_name_and_reports(label_set_runs
 
 
 def test_evaluate_refuses_a_label_set_other_than_the_checkpoints(label_set_runs, compose_cfg, tmp_path):
-    from fer_ablation.evaluate import evaluate
+    from fer_ablation.inference.evaluate import evaluate
 
     _, _, out = label_set_runs
     root = make_ckplus(tmp_path / "other", seed=1)

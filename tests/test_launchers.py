@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from fer_ablation.config import CONFIG_DIR
-from fer_ablation.training import check_accelerator, train
+from fer_ablation.train.training import check_accelerator, train
 
 
 def launcher(*overrides: str) -> dict:

@@ -87,7 +87,7 @@ def test_ca_gate_option_reaches_the_module(gate):
 
 
 def test_ca_gate_from_the_command_line(compose_cfg):
-    from fer_ablation.training import model_spec
+    from fer_ablation.train.training import model_spec
 
     m = build_model(**model_spec(compose_cfg("model.attention=ca", "+model.options.ca.gate=none")))
     assert m.attention["stem"].ca.gate == "none"

@@ -21,14 +21,19 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from fer_ablation import evaluate, export, gradcam, predict, records
+from fer_ablation import records
+from fer_ablation.cli import evaluate as evaluate_cli
+from fer_ablation.cli import export as export_cli
+from fer_ablation.cli import gradcam as gradcam_cli
+from fer_ablation.cli import predict as predict_cli
 from fer_ablation.config import compose
 from fer_ablation.data import build_datamodule
 from fer_ablation.data.datamodule import resolve_data_config
 from fer_ablation.data.decode import decode_file
 from fer_ablation.data.labels import CLASSES
-from fer_ablation.fingerprint import NOT_FINGERPRINTED, flatten, run_fingerprint
-from fer_ablation.training import train
+from fer_ablation.inference import predict
+from fer_ablation.records.fingerprint import NOT_FINGERPRINTED, flatten, run_fingerprint
+from fer_ablation.train.training import train
 
 FOLDERS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 PER_CLASS = 12
@@ -82,22 +87,22 @@ def _eval_paths(out: Path, split: str) -> set[str]:
 def test_evaluate_uses_the_runs_own_split_definition(folder_run, tmp_path, capsys):
     root, run_dir = folder_run
     out = tmp_path / "eval"
-    assert run_cli(evaluate, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "splits=[test]",
+    assert run_cli(evaluate_cli, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "splits=[test]",
                    "trainer=cpu", f"hydra.run.dir={out}") == 0
     assert _eval_paths(out, "test") == _eval_paths(run_dir, "test")  # the run's test images, none of its train
     definition = records.read_metrics(out)["split_definition"]
     assert definition["source"] == "run" and definition["split_seed"] == 1
 
     moved = tmp_path / "moved"
-    assert run_cli(evaluate, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "data.split_seed=0",
+    assert run_cli(evaluate_cli, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "data.split_seed=0",
                    "trainer=cpu", f"hydra.run.dir={moved}") != 0
     assert "data.split_seed=0 (the run used 1)" in capsys.readouterr().err and not (moved / "metrics.json").exists()
-    assert run_cli(evaluate, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "splits=[all]",
+    assert run_cli(evaluate_cli, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "splits=[all]",
                    "trainer=cpu", f"hydra.run.dir={moved}") != 0
     assert "scores its training images" in capsys.readouterr().err
 
     new = tmp_path / "new"  # the user says the images are new: their own split definition, recorded as such
-    assert run_cli(evaluate, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "data.split_seed=0",
+    assert run_cli(evaluate_cli, f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "data.split_seed=0",
                    "new_data=true", "trainer=cpu", f"hydra.run.dir={new}") == 0
     definition = records.read_metrics(new)["split_definition"]
     assert definition["source"] == "command line" and definition["split_seed"] == 0
@@ -165,7 +170,7 @@ def test_every_model_and_data_key_is_fingerprinted_or_listed_with_a_reason(tmp_p
         value = _other_value(key, leaves[tuple(context)].get(key))
         assert _fingerprint(*context, f"{key}={json.dumps(value)}") != bases[tuple(context)], (
             f"{key}={value!r} changes the run but not its fingerprint: fingerprint it, or list it in "
-            "fer_ablation.fingerprint.NOT_FINGERPRINTED with the reason")
+            "fer_ablation.records.fingerprint.NOT_FINGERPRINTED with the reason")
     assert _fingerprint("model.in_chans=1") != _fingerprint()  # the review's case: 1 channel never pools with 3
 
 
@@ -222,7 +227,7 @@ def test_lossy_copies_across_splits_are_counted_named_and_droppable(tmp_path, ca
 # 5, 11 ---------------------------------------------------------------------------------------------------------
 def _probabilities(ckpt: Path, inputs: Path, out: Path) -> dict[str, list[float]]:
     """predict's probabilities per file name; `ckpt`: a run folder or a checkpoint file."""
-    assert run_cli(predict, f"ckpt_path={ckpt}", f"inputs={inputs}", f"out={out}",
+    assert run_cli(predict_cli, f"ckpt_path={ckpt}", f"inputs={inputs}", f"out={out}",
                    f"hydra.run.dir={out}") == 0
     with (out / predict.PREDICTIONS).open() as handle:
         return {Path(r["path"]).name: [float(r[f"prob_{c}"]) for c in CLASSES] for r in csv.DictReader(handle)}
@@ -256,10 +261,10 @@ def test_float_and_16_bit_images_decode_as_in_training_in_every_entry_point(fold
 def test_evaluate_refuses_a_contradicting_whole_group_override_and_empty_splits(folder_run, tmp_path, capsys):
     root, run_dir = folder_run
     args = [f"ckpt_path={run_dir}", "data=imagefolder", f"data.root={root}", "trainer=cpu"]
-    assert run_cli(evaluate, *args, "data.normalize={mean:[0.5,0.5,0.5],std:[0.5,0.5,0.5]}",
+    assert run_cli(evaluate_cli, *args, "data.normalize={mean:[0.5,0.5,0.5],std:[0.5,0.5,0.5]}",
                    f"hydra.run.dir={tmp_path / 'a'}") != 0
     assert "data.normalize.mean=[0.5, 0.5, 0.5] (the model was trained with" in capsys.readouterr().err
-    assert run_cli(evaluate, *args, "splits=[]", f"hydra.run.dir={tmp_path / 'b'}") != 0
+    assert run_cli(evaluate_cli, *args, "splits=[]", f"hydra.run.dir={tmp_path / 'b'}") != 0
     assert "splits=[]: nothing to score" in capsys.readouterr().err
     assert not (tmp_path / "a" / "metrics.json").exists() and not (tmp_path / "b" / "metrics.json").exists()
 
@@ -280,15 +285,15 @@ def test_a_checkpoints_class_list_must_be_a_known_label_set_and_the_runs(folder_
     photo = tmp_path / "face.png"
     Image.new("L", (48, 48), 128).save(photo)
     replaced = _tampered_run(run_dir, tmp_path / "replaced", classes=list("abcdefg"))
-    assert run_cli(predict, f"ckpt_path={replaced / 'checkpoints' / 'best.ckpt'}", f"inputs={photo}", f"out={tmp_path / 'p1'}",
+    assert run_cli(predict_cli, f"ckpt_path={replaced / 'checkpoints' / 'best.ckpt'}", f"inputs={photo}", f"out={tmp_path / 'p1'}",
                    f"hydra.run.dir={tmp_path / 'p1'}") != 0
     assert "unknown class name 'a'" in capsys.readouterr().err
     reversed_ = _tampered_run(run_dir, tmp_path / "reversed", classes=list(reversed(CLASSES)))
-    assert run_cli(predict, f"ckpt_path={reversed_ / 'checkpoints' / 'best.ckpt'}", f"inputs={photo}", f"out={tmp_path / 'p2'}",
+    assert run_cli(predict_cli, f"ckpt_path={reversed_ / 'checkpoints' / 'best.ckpt'}", f"inputs={photo}", f"out={tmp_path / 'p2'}",
                    f"hydra.run.dir={tmp_path / 'p2'}") != 0
     assert "the checkpoint's class names were changed" in capsys.readouterr().err
     short = _tampered_run(run_dir, tmp_path / "short", classes=list(CLASSES[:6]))
-    assert run_cli(export, f"ckpt_path={short / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'x.onnx'}", f"hydra.run.dir={tmp_path / 'p3'}") != 0
+    assert run_cli(export_cli, f"ckpt_path={short / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'x.onnx'}", f"hydra.run.dir={tmp_path / 'p3'}") != 0
     assert "6 class names" in (err := capsys.readouterr().err) and "classifier with 7 outputs" in err
     assert not (tmp_path / "p1" / predict.PREDICTIONS).exists() and not (tmp_path / "p2" / predict.PREDICTIONS).exists()
 
@@ -336,7 +341,7 @@ def test_a_failed_export_leaves_out_as_it_was(folder_run, tmp_path, monkeypatch,
     out.write_bytes(b"a good export from before")
 
     def failed_attempt(*args):
-        assert run_cli(export, f"ckpt_path={run_dir / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}",
+        assert run_cli(export_cli, f"ckpt_path={run_dir / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}",
                        *args) != 0
         assert out.read_bytes() == b"a good export from before"
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no scratch left
@@ -347,7 +352,7 @@ def test_a_failed_export_leaves_out_as_it_was(folder_run, tmp_path, monkeypatch,
     checkpoint = torch.load(nan_run / best, weights_only=True)
     checkpoint["state_dict"]["model.fc.weight"].fill_(float("nan"))
     torch.save(checkpoint, nan_run / best)
-    code = run_cli(export, f"ckpt_path={nan_run / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}")
+    code = run_cli(export_cli, f"ckpt_path={nan_run / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}")
     assert code != 0 and "non-finite logits" in capsys.readouterr().err
     assert out.read_bytes() == b"a good export from before"
 
@@ -361,7 +366,7 @@ def test_a_failed_export_leaves_out_as_it_was(folder_run, tmp_path, monkeypatch,
     failed_attempt()
     assert "No space left on device" in capsys.readouterr().err
     monkeypatch.undo()
-    assert run_cli(export, f"ckpt_path={run_dir / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}") == 0
+    assert run_cli(export_cli, f"ckpt_path={run_dir / best}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}") == 0
     assert out.read_bytes()[:4] != b"a go" and out.stat().st_size > 1_000_000
 
 
@@ -399,7 +404,7 @@ def test_a_run_that_stops_before_its_first_validation_says_so(tmp_path, one_thre
 
 # 15 -----------------------------------------------------------------------------------------------------------
 def test_history_keeps_its_format_across_a_resume(tmp_path):
-    from fer_ablation.training import RunRecorder
+    from fer_ablation.train.training import RunRecorder
 
     rows = [{"epoch": e, "train_loss": 1.0 / e, "lr": 0.1} for e in (1, 2, 3)]
     records.write_history(tmp_path, rows)
@@ -435,11 +440,11 @@ def test_gradcam_takes_a_run_folder_or_a_checkpoint_in_one(folder_run, tmp_path,
     _, run_dir = folder_run
     for i, target in enumerate((run_dir, run_dir / "checkpoints" / "best.ckpt")):
         out = tmp_path / f"cam{i}.png"
-        assert gradcam.main([str(target), "--n", "1", "--out", str(out)]) == 0
+        assert gradcam_cli.main([str(target), "--n", "1", "--out", str(out)]) == 0
         assert out.is_file()
     bare = tmp_path / "bare.ckpt"
     shutil.copy(run_dir / "checkpoints" / "best.ckpt", bare)
-    assert gradcam.main([str(bare), "--out", str(tmp_path / "x.png")]) == 2
+    assert gradcam_cli.main([str(bare), "--out", str(tmp_path / "x.png")]) == 2
     assert "needs a run folder" in capsys.readouterr().err
 
 
@@ -448,6 +453,6 @@ def test_export_takes_a_run_folder(folder_run, tmp_path):
 
     _, run_dir = folder_run
     out = tmp_path / "fer.onnx"
-    assert run_cli(export, f"ckpt_path={run_dir}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}") == 0
+    assert run_cli(export_cli, f"ckpt_path={run_dir}", f"out={out}", f"hydra.run.dir={tmp_path / 'h'}") == 0
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(meta["classes"]) == list(CLASSES) and meta["image_size"] == "48"

@@ -14,10 +14,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from fer_ablation import face, predict, trained
+from fer_ablation.data import face
 from fer_ablation.data.augment import to_model_input
 from fer_ablation.data.decode import pil_to_array
-from fer_ablation.face import Box
+from fer_ablation.data.face import Box
+from fer_ablation.inference import predict, trained
 from tests.checkpoint_helpers import save_checkpoint
 
 # ../shared/data/fer2013 beside the checkout (a worktree sits one level deeper); never committed

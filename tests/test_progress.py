@@ -7,7 +7,7 @@ import sys
 
 from omegaconf import OmegaConf
 
-from fer_ablation import progress
+from fer_ablation.train import progress
 
 
 def test_job_count_is_the_product_of_swept_values_and_the_command_line_wins():

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fer_ablation import records
-from fer_ablation.lit_module import FERModule
+from fer_ablation.train.lit_module import FERModule
 from fer_ablation.models import (
     attention_names,
     build_model,
@@ -14,7 +14,7 @@ from fer_ablation.models import (
     register_attention,
     unregister_attention,
 )
-from fer_ablation.training import train
+from fer_ablation.train.training import train
 
 BASELINE = 23_522_375  # torchvision ResNet50 with a 7-class head (SPEC section 4)
 

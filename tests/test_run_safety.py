@@ -16,10 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_ablation import records, training
-from fer_ablation.lit_module import FERModule, NonFiniteOutputError
-from fer_ablation.resolvers import MAX_NAME, run_name
-from fer_ablation.training import train
+from fer_ablation import records
+from fer_ablation.config.resolvers import MAX_NAME, run_name
+from fer_ablation.train import training
+from fer_ablation.train.lit_module import FERModule, NonFiniteOutputError
+from fer_ablation.train.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = ["debug=smoke", "logger=csv", "trainer=cpu", "trainer.enable_progress_bar=false"]
@@ -88,7 +89,7 @@ def test_force_moves_the_old_run_aside_and_starts_from_scratch(flat_run, tmp_pat
         seen["resume"] = training._resume_checkpoint(run_dir)
         return {"status": "completed"}
 
-    monkeypatch.setattr("fer_ablation.training._fit", fit)
+    monkeypatch.setattr("fer_ablation.train.training._fit", fit)
     cfg = cfg.copy()
     cfg.force = True
     train(cfg, run_dir)
@@ -116,7 +117,7 @@ def test_non_finite_outputs_at_evaluation_fail_the_run(compose_cfg, tmp_path, mo
     ("data.image_size=16", "at least 32"),
 ])
 def test_invalid_numbers_fail_before_any_data_is_read(compose_cfg, tmp_path, monkeypatch, override, expected):
-    monkeypatch.setattr("fer_ablation.training.build_datamodule",
+    monkeypatch.setattr("fer_ablation.train.training.build_datamodule",
                         lambda *a, **k: pytest.fail("data was read before the settings were checked"))
     with pytest.raises(ValueError, match=expected):
         train(compose_cfg(override), tmp_path)
@@ -177,7 +178,7 @@ def test_a_job_whose_folder_cannot_be_made_fails_alone(tmp_path):
 
 def test_damaged_metrics_json_is_named_and_moved_aside(compose_cfg, tmp_path, monkeypatch, caplog):
     (tmp_path / "metrics.json").write_text('{"status": "compl')
-    monkeypatch.setattr("fer_ablation.training._fit", lambda *a, **k: {"status": "completed"})
+    monkeypatch.setattr("fer_ablation.train.training._fit", lambda *a, **k: {"status": "completed"})
     with caplog.at_level(logging.WARNING, logger="fer_ablation"):
         train(compose_cfg(), tmp_path)
     assert str(tmp_path / "metrics.json") in caplog.text
@@ -276,7 +277,7 @@ def evaluate_cfg(compose_cfg, ckpt, *overrides, probe=True):
 
 
 def test_evaluate_scores_exactly_the_splits_asked_for(flat_run, compose_cfg, tmp_path):
-    from fer_ablation.evaluate import evaluate
+    from fer_ablation.inference.evaluate import evaluate
 
     _, run_dir = flat_run
     result = evaluate(evaluate_cfg(compose_cfg, run_dir, "splits=[train]"), tmp_path)
@@ -287,7 +288,7 @@ def test_evaluate_scores_exactly_the_splits_asked_for(flat_run, compose_cfg, tmp
 
 
 def test_evaluate_scores_an_unsplit_folder_whole(flat_run, compose_cfg, tmp_path):
-    from fer_ablation.evaluate import evaluate
+    from fer_ablation.inference.evaluate import evaluate
 
     _, run_dir = flat_run
     root = tmp_path / "faces"
@@ -302,7 +303,7 @@ def test_evaluate_scores_an_unsplit_folder_whole(flat_run, compose_cfg, tmp_path
 
 
 def test_evaluate_uses_the_checkpoints_preprocessing(flat_run, compose_cfg, tmp_path):
-    from fer_ablation.evaluate import evaluate
+    from fer_ablation.inference.evaluate import evaluate
 
     _, run_dir = flat_run
     # imagefolder's default is RGB and the command says 64 px: the checkpoint (48 px, grayscale) wins ...
@@ -315,7 +316,7 @@ def test_evaluate_uses_the_checkpoints_preprocessing(flat_run, compose_cfg, tmp_
 
 
 def test_collector_reads_training_runs_only(flat_run, compose_cfg, tmp_path, capsys):
-    from fer_ablation.evaluate import evaluate
+    from fer_ablation.inference.evaluate import evaluate
     from fer_ablation.report.runs import load_runs
 
     _, run_dir = flat_run

@@ -11,10 +11,11 @@ import pytest
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
-from fer_ablation import fast_path, records
-from fer_ablation.lit_module import score
+from fer_ablation import records
 from fer_ablation.config import compose
-from fer_ablation.training import train
+from fer_ablation.train import fast_path
+from fer_ablation.train.lit_module import score
+from fer_ablation.train.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,7 +105,7 @@ def test_same_seed_same_metrics(compose_cfg, tmp_path):
 
 def test_completed_run_is_skipped_unless_forced(baseline_run, monkeypatch, tmp_path):
     cfg, run_dir, metrics = baseline_run
-    monkeypatch.setattr("fer_ablation.training._fit", lambda *a, **k: pytest.fail("retrained a completed run"))
+    monkeypatch.setattr("fer_ablation.train.training._fit", lambda *a, **k: pytest.fail("retrained a completed run"))
     assert train(cfg, run_dir) == records.read_metrics(run_dir)
     cfg = cfg.copy()
     cfg.force = True
@@ -130,7 +131,7 @@ def test_nonfinite_loss_stops_the_run(compose_cfg, tmp_path):
 
 
 def test_evaluate_scores_a_checkpoint_with_the_same_contract(baseline_run, compose_cfg, tmp_path):
-    from fer_ablation.evaluate import evaluate
+    from fer_ablation.inference.evaluate import evaluate
 
     _, run_dir, metrics = baseline_run
     cfg = compose_cfg(f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "trainer=cpu",

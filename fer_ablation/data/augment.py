@@ -98,14 +98,21 @@ def to_model_input(images: torch.Tensor, in_chans: int = 3, mean=IMAGENET_MEAN, 
         x = torch.einsum("bchw,c->bhw", x, _constant(LUMA, x.device, x.dtype)).unsqueeze(1)
     elif in_chans != channels:
         raise ValueError(f"cannot feed {channels}-channel images to a model with in_chans={in_chans}")
-    mean, std = list(mean), list(std)
-    if in_chans == 1 and len(mean) == 3:
-        mean, std = [sum(mean) / 3], [sum(std) / 3]
+    mean, std = channel_normalization(in_chans, mean, std)
     if len(mean) != in_chans or len(std) != in_chans:
         raise ValueError(f"normalize mean/std need {in_chans} values, got {mean} / {std}")
     mean_t = _constant(tuple(mean), x.device, x.dtype).view(1, -1, 1, 1)
     std_t = _constant(tuple(std), x.device, x.dtype).view(1, -1, 1, 1)
     return (x - mean_t) / std_t
+
+
+def channel_normalization(in_chans: int, mean, std) -> tuple[list[float], list[float]]:
+    """The mean and std applied to each of the model's ``in_chans`` channels: as given, or for a 1-channel model
+    given 3 values (ImageNet's), the mean of the 3 means and of the 3 stds."""
+    mean, std = [float(v) for v in mean], [float(v) for v in std]
+    if in_chans == 1 and len(mean) == 3:
+        mean, std = [sum(mean) / 3], [sum(std) / 3]
+    return mean, std
 
 
 @functools.lru_cache(maxsize=32)

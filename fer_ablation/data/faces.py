@@ -1,6 +1,6 @@
 """Face crops applied while the uint8 cache is built (``data.face_crop``, ``data.face_margin``, ``data.no_face``).
 
-The detector and the crop are :mod:`fer_ablation.face` (OpenCV's frontal-face Haar cascade, the largest face,
+The detector and the crop are :mod:`fer_ablation.data.face` (OpenCV's frontal-face Haar cascade, the largest face,
 a square grown by the margin); the same code serves ``python -m fer_ablation.predict``, and the checkpoint's
 ``preprocessing`` records the setting, so prediction crops as training did. An image without a detected face
 is kept uncropped (``no_face: keep``) or left out of the split (``skip``); both are counted per split in
@@ -15,7 +15,7 @@ from typing import Callable
 from PIL import Image
 
 from fer_ablation.data.errors import DataError
-from fer_ablation.face import Box, HaarFaceDetector, crop_face
+from fer_ablation.data.face import Box, HaarFaceDetector, crop_face
 
 FACE_CROPS = ("none", "haar")
 NO_FACE = ("keep", "skip")

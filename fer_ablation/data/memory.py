@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer_ablation.atomic import atomic_file, write_atomic
 from fer_ablation.data import decode
 from fer_ablation.data.decode import decode_samples
 from fer_ablation.data.folders import Samples, display_path
-from fer_ablation.records import atomic_file, write_atomic
 
 CACHE_VERSION = 3  # 2: pixel hashes stored with every split; 3: with perceptual hashes
 MEMORY_LIMIT_BYTES = 4 * 2**30  # in_memory: auto uses the tensor cache below this size

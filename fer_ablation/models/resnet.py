@@ -28,7 +28,7 @@ from torch import nn
 from torchvision.models import resnet as tv_resnet
 
 from fer_ablation.config import CONFIG_DIR
-from fer_ablation.experiments import split_attention
+from fer_ablation.config.experiments import split_attention
 from fer_ablation.models.attention import Site, attention_names, get_attention
 from fer_ablation.models.pretrained import load_imagenet, pretrained_choice
 from fer_ablation.models.stems import SC

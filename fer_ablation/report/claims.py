@@ -9,7 +9,7 @@ there that has a p-value.
 A comparison is *supported* when its Holm p < 0.05 with a positive mean difference over at least
 3 seed pairs, *contradicted* when its Holm p < 0.05 with a negative one, and *inconclusive*
 otherwise. Seed differences with no spread (equal up to rounding: forged or duplicated runs) get no p-value
-and so no verdict (`report.statistics.ZERO_SPREAD`). A claim with several comparisons (beats_all, best_of) is supported when every one is,
+and so no verdict (`report.rows.ZERO_SPREAD`). A claim with several comparisons (beats_all, best_of) is supported when every one is,
 contradicted when any one is, inconclusive otherwise.
 
 For an inconclusive claim, "seeds needed" is the smallest number of seed pairs at which the paired
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fer_ablation import experiments
 from fer_ablation import statistics as stats
+from fer_ablation.config import experiments
 from fer_ablation.report.runs import Run
-from fer_ablation.report.statistics import format_seed_differences, group_cells, seed_comparison, zero_spread_note
+from fer_ablation.report.rows import format_seed_differences, group_cells, seed_comparison, zero_spread_note
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "not run")
 RULE_TEXT = {

@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fer_ablation import experiments  # noqa: E402
+from fer_ablation.config import experiments  # noqa: E402
 from fer_ablation.report.claims import baseline_verdict  # noqa: E402
 from fer_ablation.report.grouping import completed_per_seed, data_groups, group_tag, group_title, runs_in_group  # noqa: E402
 from fer_ablation.report.runs import Run  # noqa: E402

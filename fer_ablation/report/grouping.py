@@ -1,7 +1,7 @@
 """Data groups and cells: which runs a table row summarises.
 
 A data group is the run's `group` label (metrics.json or .hydra/config.yaml) with its data set, image
-size and fingerprint (the data, recipe and initial weights, `fer_ablation.fingerprint`); groups are
+size and fingerprint (the data, recipe and initial weights, `fer_ablation.records.fingerprint`); groups are
 kept apart in separate sections, never averaged together or paired. Runs of one label whose
 fingerprints differ become separate groups whose titles say what differs. Within a group a cell is
 one configuration's runs, one completed run per seed (the newest when a seed was rerun).
@@ -17,7 +17,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from fer_ablation import records
-from fer_ablation.fingerprint import flatten
+from fer_ablation.records.fingerprint import flatten
 from fer_ablation.report.runs import LEGACY, LEGACY_NOTE, UNKNOWN, Run
 
 SHOWN_DIFFERENCES = 4  # fingerprint fields named in a group title when runs of one label differ

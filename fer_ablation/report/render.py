@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_ablation import experiments
 from fer_ablation import statistics as stats
+from fer_ablation.config import experiments
 from fer_ablation.report.claims import RULE_TEXT, baseline_verdict
 from fer_ablation.report.grouping import configuration_rows, data_groups, group_notes, group_title, in_group, runs_in_group
 from fer_ablation.report.runs import Run
-from fer_ablation.report.statistics import format_p
+from fer_ablation.report.rows import format_p
 
 STATISTICS_METHOD = """\
 Every metric is computed over the whole report split (no per-batch averaging; the split named under

@@ -26,9 +26,10 @@ import pandas as pd
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 
-from fer_ablation import experiments, records
+from fer_ablation import records
 from fer_ablation import statistics as stats
 from fer_ablation.classes import CLASSES
+from fer_ablation.config import experiments
 
 STATUSES = ("completed", "failed", "running", "interrupted")
 METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fer_ablation import experiments
+from fer_ablation.config import experiments
 from fer_ablation.report import figures as figures_module
 from fer_ablation.report.claims import claim_frames
 from fer_ablation.report.render import write_tables
 from fer_ablation.report.runs import DEFAULT_SEARCH, find_run_dirs, load_run
-from fer_ablation.report.statistics import build_tables, runs_frame
+from fer_ablation.report.rows import build_tables, runs_frame
 
 SELECT = ("best", "last")
 

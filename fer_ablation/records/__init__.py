@@ -16,14 +16,15 @@ import math
 import os
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
+
+from fer_ablation.atomic import write_atomic
 
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
@@ -39,42 +40,6 @@ HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_precision_macro",
     "val_recall_macro", "val_f1_macro", "lr", "epoch_s", "data_s", "step_s", "eval_s", "log_s",
 )
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
-    """A binary handle whose content replaces `path` only when the block ends without error.
-
-    The data goes to a temporary file in the same folder, is flushed to disk, then renamed over `path`
-    (``os.replace``, atomic on POSIX and Windows), so readers see the old file or the whole new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; a record gets the mode open() would give it (0666 & ~umask),
-        # so group members on shared cluster storage can read it.
-        os.chmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read the umask is to set it
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path | str, text: str) -> None:
-    """Write `text` (UTF-8, newlines as given) to `path` atomically; see :func:`atomic_file`."""
-    with atomic_file(path) as handle:
-        handle.write(text.encode("utf-8"))
 
 
 def _json_safe(value: Any) -> Any:

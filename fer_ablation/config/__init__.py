@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import resolvers
+from fer_ablation.config import resolvers
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "conf"
 EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
 

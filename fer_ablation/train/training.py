@@ -25,12 +25,14 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from fer_ablation import fast_path, provenance, quiet, records
-from fer_ablation.experiments import model_identity
-from fer_ablation.fingerprint import run_fingerprint
+from fer_ablation import records
+from fer_ablation.config.experiments import model_identity
 from fer_ablation.data import build_datamodule
-from fer_ablation.lit_module import Evaluation, FERModule
 from fer_ablation.models import count_macs, count_parameters, parse_model_spec
+from fer_ablation.records import provenance
+from fer_ablation.records.fingerprint import run_fingerprint
+from fer_ablation.train import fast_path, quiet
+from fer_ablation.train.lit_module import Evaluation, FERModule
 
 log = logging.getLogger("fer_ablation")
 
@@ -361,13 +363,54 @@ def check_accelerator(accelerator: str | None) -> None:
 
 
 def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float) -> dict:
+    """Fit one checked config into `run_dir` and write its records; each step is one function below."""
     cpu_started = time.process_time()
+    _prepare_process(cfg)
+    trainer_kwargs, fast = _trainer_arguments(cfg)
+    dm = _datamodule(cfg, spec)
+    classes = list(dm.classes)
+    module, pretrained = _module(cfg, spec, classes, _class_weights(cfg, dm, classes), fast)
+    checkpoint, last_checkpoint = _checkpoint_callbacks(run_dir / "checkpoints",
+                                                        int(cfg.get("checkpoint_every_n_epochs", 1)))
+    recorder = RunRecorder(run_dir)
+    run_name = f"{spec['attention']}-{spec['stem']}-s{cfg.seed}"
+    loggers = _loggers(cfg, run_dir, run_name)
+    trainer = _trainer(trainer_kwargs, run_dir, loggers, [checkpoint, last_checkpoint, recorder])
+    _fit_or_resume(trainer, module, dm, run_dir, checkpoint)
+    scores = _score(trainer, module, dm, checkpoint)
+    if not trainer.is_global_zero:
+        return {}
+
+    write_predictions(run_dir, dm, classes, scores.best, last=scores.last)
+    metrics = {**base, **_completed_record(cfg, spec, dm, classes, trainer, module, scores, pretrained),
+               **_conditions_record(trainer, trainer_kwargs, fast, dm, recorder, started, cpu_started)}
+    records.write_metrics(run_dir, metrics)
+    if not cfg.get("keep_last_checkpoint", True):
+        (run_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
+    _log_wandb_tables(loggers, classes, metrics["best"])
+    report = metrics["best"][dm.report_split]
+    log.info(
+        "%s | best epoch %d/%d (selected on val) | %s acc %.2f%% | macro F1 %.2f%% | %.0f img/s | %.0f s | %s",
+        run_name, scores.best_epoch, scores.last_epoch, dm.report_split, 100 * report["accuracy"],
+        100 * report["f1_macro"], metrics["train_images_per_s"], metrics["wall_s"], run_dir,
+    )
+    return metrics
+
+
+def _prepare_process(cfg: DictConfig) -> None:
+    """Log filters, torch's thread count, the allocator's setting and every seed of this process, before anything
+    is built."""
     quiet.quiet_third_party()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     if cfg.speed.get("keep_freed_memory"):
         fast_path.keep_freed_memory()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+
+def _trainer_arguments(cfg: DictConfig) -> tuple[dict, fast_path.FastPath]:
+    """The Trainer's arguments from `cfg.trainer`, with the precision the device gets (fast_path, also choosing the
+    memory format) and cudnn autotuning on CUDA unless deterministic; fails at once on a GPU run without a GPU."""
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     check_accelerator(trainer_kwargs.get("accelerator"))
     if trainer_kwargs.get("benchmark") is None and fast_path.uses_cuda(trainer_kwargs.get("accelerator")):
@@ -377,17 +420,31 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     trainer_kwargs["precision"] = fast.precision
     log.info("precision %s, %s memory format (%s)", fast.precision,
              "channels_last" if fast.channels_last else "contiguous", fast.reason)
+    return trainer_kwargs, fast
 
+
+def _datamodule(cfg: DictConfig, spec: dict):
+    """The data module with its splits read (decoded, deduplicated, cached) for fitting."""
     dm = build_datamodule(cfg.data, in_chans=spec["in_chans"], seed=int(cfg.seed))
     dm.prepare_data()
     dm.setup("fit")
-    classes = list(dm.classes)
+    return dm
 
+
+def _class_weights(cfg: DictConfig, dm, classes: list[str]) -> list[float] | None:
+    """`loss.class_weights` as given, or for `balanced` each class's inverse frequency in the train split."""
     class_weights = cfg.loss.get("class_weights")
     if class_weights == "balanced":
         counts = torch.bincount(dm.split_targets("train"), minlength=len(classes)).double()
         class_weights = (counts.sum() / (len(classes) * counts.clamp(min=1))).tolist()
+    return class_weights
 
+
+def _module(cfg: DictConfig, spec: dict, classes: list[str], class_weights, fast: fast_path.FastPath
+            ) -> tuple[FERModule, str | None]:
+    """(the FERModule to fit, compiled when `speed.compile`; the weights it started from, as metrics.json says).
+
+    With `model.pretrained_fallback`, ImageNet weights that cannot be found start the model from scratch."""
     scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None
     scheduler_interval = scheduler.pop("interval", "epoch") if scheduler else "epoch"
     pretrained = cfg.model.get("pretrained")
@@ -416,12 +473,11 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
             "TORCHINDUCTOR_CACHE_DIR", str(Path(os.path.expanduser(cfg.data.cache_dir)) / "inductor")
         )
         compile_model(module.model)
+    return module, pretrained_note
 
-    checkpoint_dir = run_dir / "checkpoints"
-    checkpoint, last_checkpoint = _checkpoint_callbacks(checkpoint_dir, int(cfg.get("checkpoint_every_n_epochs", 1)))
-    recorder = RunRecorder(run_dir)
-    run_name = f"{spec['attention']}-{spec['stem']}-s{cfg.seed}"
-    loggers = _loggers(cfg, run_dir, run_name)
+
+def _trainer(trainer_kwargs: dict, run_dir: Path, loggers: list, callbacks: list) -> L.Trainer:
+    """The Trainer for `run_dir`; under SLURM without Lightning's requeueing (the launcher's job)."""
     plugins = []
     if "SLURM_JOB_ID" in os.environ:
         from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -433,12 +489,18 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         plugins=plugins,
         default_root_dir=str(run_dir),
         logger=loggers,
-        callbacks=[checkpoint, last_checkpoint, recorder],
+        callbacks=callbacks,
         num_sanity_val_steps=0,
         enable_model_summary=False,
     )
     log.info("training on %s (trainer.accelerator=%s)", provenance.device_name(trainer.strategy.root_device),
              trainer_kwargs.get("accelerator"))
+    return trainer
+
+
+def _fit_or_resume(trainer: L.Trainer, module: FERModule, dm, run_dir: Path, checkpoint: ModelCheckpoint) -> None:
+    """trainer.fit, from checkpoints/last.ckpt when an earlier attempt left one; fails when no epoch was validated
+    (nothing to select the best checkpoint from)."""
     resume_from = _resume_checkpoint(run_dir)
     if resume_from:
         done = _checkpoint_epoch(resume_from) + 1
@@ -449,6 +511,19 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
                            "before its first validation, so no checkpoint was selected: let the run reach the end "
                            "of an epoch (trainer.max_steps or trainer.limit_train_batches end it earlier)")
 
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """A fitted run's evaluations of val and every report split, at the best (selected on val) and the last epoch."""
+
+    best: dict[str, Evaluation]
+    best_epoch: int
+    last: dict[str, Evaluation]
+    last_epoch: int
+
+
+def _score(trainer: L.Trainer, module: FERModule, dm, checkpoint: ModelCheckpoint) -> Scores:
+    """Score the last epoch's weights, then the best checkpoint's, without repeating an evaluation already made."""
     splits = dm.eval_splits
     # the last epoch's own validation already scored val with the weights fit ended on
     ended_validated = module.fit_val_epoch is not None and module.fit_val_epoch == trainer.current_epoch - 1
@@ -457,30 +532,33 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
     best_path = checkpoint.best_model_path
     if _checkpoint_epoch(best_path) + 1 == last_epoch:
         # the best checkpoint holds the last epoch's weights: scoring it again would repeat `last` exactly
-        best_evaluations, best_epoch = last, last_epoch
-    else:
-        best_evaluations = evaluate_splits(trainer, module, dm, splits, ckpt_path=best_path)
-        best_epoch = module.loaded_epoch + 1  # set by FERModule.on_load_checkpoint when the best weights loaded
-    if not trainer.is_global_zero:
-        return {}
+        return Scores(last, last_epoch, last, last_epoch)
+    best = evaluate_splits(trainer, module, dm, splits, ckpt_path=best_path)
+    # loaded_epoch is set by FERModule.on_load_checkpoint when the best weights loaded
+    return Scores(best, module.loaded_epoch + 1, last, last_epoch)
 
-    best = {"epoch": best_epoch, **{s: e.metrics for s, e in best_evaluations.items()}}
-    last_record = {"epoch": last_epoch, **{s: e.metrics for s, e in last.items()}}
-    write_predictions(run_dir, dm, classes, best_evaluations, last=last)
 
-    image_size = int(cfg.data.image_size)
-    metrics = {
-        **base,
+def _completed_record(cfg: DictConfig, spec: dict, dm, classes: list[str], trainer: L.Trainer, module: FERModule,
+                      scores: Scores, pretrained: str | None) -> dict:
+    """metrics.json's account of what was trained and how it scored."""
+    return {
         "status": "completed",
         "classes": classes,
         "num_classes": len(classes),
-        "pretrained": pretrained_note,
-        **evidence_record(cfg, dm, classes, str(trainer.precision), pretrained_note, trainer.world_size),
-        "best": best,
-        "last": last_record,
-        "epochs_completed": last_epoch,
+        "pretrained": pretrained,
+        **evidence_record(cfg, dm, classes, str(trainer.precision), pretrained, trainer.world_size),
+        "best": {"epoch": scores.best_epoch, **{s: e.metrics for s, e in scores.best.items()}},
+        "last": {"epoch": scores.last_epoch, **{s: e.metrics for s, e in scores.last.items()}},
+        "epochs_completed": scores.last_epoch,
         "params": count_parameters(module.model),
-        "macs": count_macs(module.model.cpu(), image_size, in_chans=spec["in_chans"]),
+        "macs": count_macs(module.model.cpu(), int(cfg.data.image_size), in_chans=spec["in_chans"]),
+    }
+
+
+def _conditions_record(trainer: L.Trainer, trainer_kwargs: dict, fast: fast_path.FastPath, dm,
+                       recorder: RunRecorder, started: float, cpu_started: float) -> dict:
+    """metrics.json's account of how the run ran: its speed and cost, device and precision, data, and provenance."""
+    return {
         "train_images_per_s": round(recorder.train_images / max(recorder.train_seconds, 1e-9), 2),
         "wall_s": round(time.perf_counter() - started, 2),
         "cpu_s": round(time.process_time() - cpu_started, 2),   # every thread of this process
@@ -495,17 +573,6 @@ def _fit(cfg: DictConfig, run_dir: Path, spec: dict, base: dict, started: float)
         "versions": provenance.versions(),
         "git_commit": provenance.git_commit(),
     }
-    records.write_metrics(run_dir, metrics)
-    if not cfg.get("keep_last_checkpoint", True):
-        (checkpoint_dir / "last.ckpt").unlink(missing_ok=True)
-    _log_wandb_tables(loggers, classes, best)
-    report = best[dm.report_split]
-    log.info(
-        "%s | best epoch %d/%d (selected on val) | %s acc %.2f%% | macro F1 %.2f%% | %.0f img/s | %.0f s | %s",
-        run_name, best_epoch, last_epoch, dm.report_split, 100 * report["accuracy"], 100 * report["f1_macro"],
-        metrics["train_images_per_s"], metrics["wall_s"], run_dir,
-    )
-    return metrics
 
 
 def evidence_record(cfg: DictConfig, dm, classes: list[str], precision: str, pretrained, world_size: int = 1) -> dict:

@@ -22,9 +22,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from fer_ablation import records
-from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, to_model_input
+from fer_ablation.data.augment import IMAGENET_MEAN, IMAGENET_STD, channel_normalization, to_model_input
 from fer_ablation.data.decode import pil_to_array
-from fer_ablation.face import DEFAULT_MARGIN
+from fer_ablation.data.face import DEFAULT_MARGIN
 
 BEST = Path("checkpoints") / "best.ckpt"
 
@@ -62,17 +62,11 @@ class Preprocessing:
     @property
     def channel_mean(self) -> list[float]:
         """The mean subtracted from each of the model's ``in_chans`` channels (to_model_input's rule)."""
-        return self._per_channel(self.mean)
+        return channel_normalization(self.in_chans, self.mean, self.std)[0]
 
     @property
     def channel_std(self) -> list[float]:
-        return self._per_channel(self.std)
-
-    def _per_channel(self, values) -> list[float]:
-        values = [float(v) for v in values]
-        if self.in_chans == 1 and len(values) == 3:
-            return [sum(values) / 3]
-        return values
+        return channel_normalization(self.in_chans, self.mean, self.std)[1]
 
     def to_array(self, image: Image.Image) -> np.ndarray:
         """uint8 [C, S, S] as the training data were decoded."""
@@ -90,7 +84,7 @@ def load_module(ckpt_path: Path | str, record_classes: Sequence[str] | None = No
     which the checkpoint's must equal. No weights are downloaded: ``pretrained`` is forced off."""
     from fer_ablation.data.errors import DataError
     from fer_ablation.data.label_set import resolve_classes
-    from fer_ablation.lit_module import FERModule
+    from fer_ablation.train.lit_module import FERModule
 
     path = checkpoint_path(ckpt_path)
     try:

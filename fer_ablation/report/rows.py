@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fer_ablation import experiments
 from fer_ablation import statistics as stats
+from fer_ablation.config import experiments
 from fer_ablation.report.grouping import Cell, data_groups, make_cell, runs_in_group, seed_key
 from fer_ablation.report.runs import LEGACY_NOTE, METRICS, Run
 
