@@ -145,10 +145,15 @@ def compute_cams(module: FERModule, data_cfg: DictConfig, images: torch.Tensor, 
     model = module.model
     with torch.no_grad():
         predictions = model(x).argmax(1).tolist()
-    classes = targets if target == "true" else predictions
+    return cam_maps(model, x, targets if target == "true" else predictions, layer=layer), predictions
+
+
+def cam_maps(model: torch.nn.Module, x: torch.Tensor, classes, layer: str | None = None) -> np.ndarray:
+    """Grad-CAM maps float32 [N, S, S] in [0, 1] of `classes` for the model inputs `x`, at `layer`
+    (default: the last block of layer4). Used by `gradcam` and by `predict gradcam=true`."""
     with GradCAM(model=model, target_layers=[_target_layer(model, layer)]) as cam:
-        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
-    return np.asarray(maps, dtype=np.float32), predictions
+        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes])
+    return np.asarray(maps, dtype=np.float32)
 
 
 def _same_images(runs: list[Explained]) -> None:

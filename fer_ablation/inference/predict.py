@@ -217,7 +217,9 @@ def _run_batch(module, pre: Preprocessing, items: list[_Item], cfg: DictConfig, 
                      scale=item.scale).save(_mkdir(path))
             result.annotated.append(path)
     if cfg.gradcam:
-        maps = gradcam_maps(module.model, x, preds)
+        from fer_ablation.inference.gradcam import cam_maps  # matplotlib and pytorch-grad-cam load only when asked
+
+        maps = cam_maps(module.model, x, preds)
         for item, cam, pred, p in zip(items, maps, preds, probs):
             path = out_dir / "gradcam" / item.name
             overlay(item.array, cam, f"{classes[pred]} {100 * float(p[pred]):.0f}%").save(_mkdir(path))
@@ -249,17 +251,6 @@ def annotate(image: Image.Image, box: Box | None, label: str, scale: float = 1.0
     draw.rectangle(text_box, fill=(0, 0, 0))
     draw.text(anchor, label, fill=(255, 255, 255), font=font)
     return out
-
-
-def gradcam_maps(model: torch.nn.Module, x: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
-    """Grad-CAM maps float32 [B, S, S] in [0, 1] of ``classes`` for the model inputs ``x``."""
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    layer = model.get_submodule(f"layer4.{len(model.layer4) - 1}")
-    with GradCAM(model=model, target_layers=[layer]) as cam:
-        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes])
-    return np.asarray(maps, dtype=np.float32)
 
 
 def overlay(array: np.ndarray, cam: np.ndarray, label: str) -> Image.Image:
