@@ -47,6 +47,7 @@ def test_a_bad_candidate_file_is_refused(tmp_path):
         calibrate.load_candidates(path)
 
 
+@pytest.mark.slow  # 19 s on a slowest-class CPU (trains two candidates and measures the raw loop)
 def test_cli_measures_candidates_into_csv_summary_and_figure(tmp_path, monkeypatch):
     study = tmp_path / "study.yaml"
     study.write_text(

@@ -30,6 +30,7 @@ def _compiled_frames(model: torch.nn.Module) -> tuple[int, int]:
     return converted, gave_up
 
 
+@pytest.mark.slow  # 60 s on a slowest-class CPU (dynamo traces all 13 configurations)
 def test_every_configuration_of_a_sweep_is_compiled():
     counters.clear()
     for attention, stem in CONFIGURATIONS:

@@ -73,6 +73,7 @@ def test_parallel_launcher_runs_two_jobs_at_once(tmp_path):
     assert seeds == [0, 1]
 
 
+@pytest.mark.slow  # 23 s on a slowest-class CPU (two DDP processes)
 def test_ddp_on_two_cpu_processes_scores_each_sample_once(tmp_path):
     run_dir = tmp_path / "ddp"
     done = run_command([*QUIET, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "threads=1",
