@@ -62,6 +62,7 @@ from fer_ablation.atomic import write_atomic
 from fer_ablation.config import PROJECT_ROOT, compose, experiments
 from fer_ablation.data.augment import to_model_input
 from fer_ablation.records import provenance
+from fer_ablation.train import fast_path
 
 DEFAULT_CONFIGS = ("baseline", "full")
 REQUIRED_KEYS = ("config", "device", "image_size", "batch_size", "precision",
@@ -437,6 +438,10 @@ def bench_one(setting: Setting, *, steps: int, warmup: int, eval_batches: int, a
         steps = available
         cfg.trainer.limit_train_batches = steps
     eval_images = min(eval_batches * int(cfg.data.eval_batch_size), len(data.val_images))
+    if cfg.speed.get("keep_freed_memory"):
+        # train() sets it for the whole process: set it before the raw loop too, or only the first setting's
+        # raw loop would run under glibc's default allocator
+        fast_path.keep_freed_memory()
     raw = measure_raw(cfg, setting, data, steps=steps, warmup=warmup, eval_images=eval_images)
     del data
     with tempfile.TemporaryDirectory(prefix="fer-bench-", dir=work_dir) as tmp:

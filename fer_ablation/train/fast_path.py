@@ -12,8 +12,9 @@
   and ATen's own kernels must be AVX-512 or better (`torch.backends.cpu.get_cpu_capability()`;
   `ATEN_CPU_CAPABILITY` caps them). oneDNN's report alone is not enough: it says yes on any AVX-512
   CPU, bf16 instructions or not (an Ice Lake Xeon, which then emulates bf16: two demo runs side by
-  side there took 92 s each in bf16 against 75 s in fp32, docs/speed.md). On an AVX-512 BF16 machine a raw ResNet50 loop at
-  48 px ran 1.5x faster with bf16 autocast and channels_last than in fp32 (issue #13's measurement).
+  side there took 92 s each in bf16 against 75 s in fp32, docs/speed.md). On an AVX-512 BF16 machine
+  a raw ResNet50 loop at 48 px ran 1.5x faster with bf16 autocast and channels_last than in fp32
+  (issue #13's measurement).
 - Any other CPU, and any CPU capped to AVX2 (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`,
   how the slowest machine class is emulated): 32-true. bf16 autocast there is emulated and many
   times slower than fp32 (results/bench/vm-2026-11-27-cpu-fastpath.json, an AVX2 CPU).
