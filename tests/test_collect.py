@@ -365,6 +365,7 @@ def test_committed_tables_regenerate_from_committed_runs(tmp_path):
         assert rows.loc[tested, "significant"].notna().all() and rows.loc[~tested, "significant"].isna().all(), name
     claims = pd.read_csv(committed / "claims.csv")
     assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    assert (claims["verdict"] == "not run").eq(claims["why"].str.startswith("no runs of")).all()
 
 
 @pytest.mark.slow  # starting the wandb service takes ~7 s
